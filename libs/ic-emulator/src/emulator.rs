@@ -518,7 +518,7 @@ impl Emulator {
             canister,
             entry: format!("install_code ({mode:?})"),
             instructions: total_instructions,
-            trapped: false,
+            trapped: None,
         });
         if mode != InstallMode::Upgrade {
             self.reject_open_contexts(canister, "Canister has been reinstalled");
@@ -794,7 +794,7 @@ impl Emulator {
         let c = self.canisters.get_mut(&canister).ok_or_else(|| RejectResponse::system(ErrorCode::CanisterNotFound, "gone"))?;
         let rt = c.runtime.as_mut().ok_or_else(|| RejectResponse::system(ErrorCode::CanisterWasmModuleNotFound, "no module"))?;
         let outcome = canister::execute(rt, &Entry::Export(entry.clone()), exec, true);
-        self.executions.push(ExecutionRecord { canister, entry, instructions: outcome.instructions, trapped: outcome.trap.is_some() });
+        self.executions.push(ExecutionRecord { canister, entry, instructions: outcome.instructions, trapped: outcome.trap.as_ref().map(|t| t.to_string()) });
         if let Some(t) = outcome.trap {
             return Err(trap_reject(canister, &t));
         }
@@ -1113,7 +1113,7 @@ impl Emulator {
         let outcome = canister::execute(rt, &entry, exec, discard);
         let instructions = outcome.instructions;
         let cost = c.fees.execution(instructions);
-        self.executions.push(ExecutionRecord { canister, entry: entry.label(), instructions, trapped: outcome.trap.is_some() });
+        self.executions.push(ExecutionRecord { canister, entry: entry.label(), instructions, trapped: outcome.trap.as_ref().map(|t| t.to_string()) });
         self.logs.extend(outcome.exec.logs.iter().map(|l| (canister, l.clone())));
         if let Some(ctx) = self.contexts.get_mut(&context) {
             ctx.instructions += instructions;
@@ -1128,7 +1128,9 @@ impl Emulator {
                     exec.caller = canister;
                     self.run(canister, context, Entry::Callback { fun, env, label: "cleanup callback" }, exec, false, None);
                 }
-                self.settle(context, None, 0);
+                // A context that ends unanswered after a trapped callback is
+                // rejected with that trap, as the replica does.
+                self.settle_with(context, None, 1, Some(trap_reject(canister, &trap)));
             } else if let Some(ctx) = self.contexts.remove(&context) {
                 // The first execution of a call context trapped: reject it.
                 let reject = trap_reject(canister, &trap);
@@ -1192,6 +1194,10 @@ impl Emulator {
     /// Applies a response produced by an execution and closes the call context
     /// when nothing more can answer it.
     fn settle(&mut self, context: u64, response: Option<ExecResponse>, finished_callbacks: u32) {
+        self.settle_with(context, response, finished_callbacks, None);
+    }
+
+    fn settle_with(&mut self, context: u64, response: Option<ExecResponse>, finished_callbacks: u32, failure: Option<RejectResponse>) {
         let Some(ctx) = self.contexts.get_mut(&context) else { return };
         ctx.outstanding -= finished_callbacks.min(ctx.outstanding);
         let canister = ctx.canister;
@@ -1209,7 +1215,9 @@ impl Emulator {
         if ctx.outstanding == 0 {
             let ctx = self.contexts.remove(&context);
             if let Some(ctx) = ctx.filter(|c| !c.replied) {
-                let reject = RejectResponse::system(ErrorCode::CanisterDidNotReply, format!("Error from Canister {canister}: Canister did not reply to the call"));
+                let reject = failure.unwrap_or_else(|| {
+                    RejectResponse::system(ErrorCode::CanisterDidNotReply, format!("Error from Canister {canister}: Canister did not reply to the call"))
+                });
                 self.respond(ctx.origin, Err(reject), ctx.cycles_available, canister);
             }
             self.maybe_stopped(canister);

@@ -99,7 +99,7 @@ const ALL: u32 = I | G | U | RQ | NRQ | CQ | RY | RT | CRY | CRT | C | CC | F | 
 /// The specification's table: the contexts in which each function may be called.
 pub fn permitted_contexts(name: &str) -> u32 {
     match name {
-        "msg_arg_data_size" | "msg_arg_data_copy" => I | U | RQ | NRQ | CQ | F,
+        "msg_arg_data_size" | "msg_arg_data_copy" => I | U | RQ | NRQ | CQ | RY | CRY | F,
         "msg_caller_size" | "msg_caller_copy" => ALL,
         "msg_caller_info_data_size"
         | "msg_caller_info_data_copy"

@@ -187,5 +187,6 @@ pub struct ExecutionRecord {
     /// The entry point: `canister_update <m>`, `reply callback`, `canister_init`, …
     pub entry: String,
     pub instructions: u64,
-    pub trapped: bool,
+    /// The trap, when the execution trapped.
+    pub trapped: Option<String>,
 }

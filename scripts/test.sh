@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The test command: on a fresh machine it installs what the project needs
+# (the pinned toolchain with the wasm32 target, clippy and rustfmt: all from
+# rustup), builds every canister, checks formatting and lints on the host and
+# on wasm32, and runs every test. Integration scenarios run on the embedded
+# emulator always, and on PocketIC too when POCKET_IC_BIN is set.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+
+section() { printf '\n==> %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
+
+section "toolchain"
+rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+rustup target list --installed | grep -q '^wasm32-unknown-unknown$' || rustup target add wasm32-unknown-unknown
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+command -v python3 >/dev/null || { apt-get update && apt-get install -y python3; }
+rustc --version
+
+section "build canisters"
+bash scripts/build.sh
+
+section "cargo fmt --check"
+cargo fmt --all -- --check
+
+section "clippy (host)"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+section "clippy (wasm32)"
+wasm_packages=()
+for dir in canisters/*/ tests/fixtures/*/; do
+    [ -f "$dir/Cargo.toml" ] && grep -q 'cdylib' "$dir/Cargo.toml" && wasm_packages+=(-p "$(basename "$dir")")
+done
+cargo clippy --locked --target wasm32-unknown-unknown "${wasm_packages[@]}" -- -D warnings
+
+section "tests"
+if [ -n "${POCKET_IC_BIN:-}" ]; then
+    echo "integration backends: emulator and PocketIC ($POCKET_IC_BIN)"
+else
+    echo "integration backend: emulator (set POCKET_IC_BIN to also run the scenarios on PocketIC)"
+fi
+cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+status=${PIPESTATUS[0]}
+
+section "done"
+passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' target/test-output.txt | awk '{s+=$1} END {print s+0}')
+echo "integration backend(s): emulator${POCKET_IC_BIN:+ + pocketic}"
+echo "$passed passed, $failed failed"
+exit "$status"
