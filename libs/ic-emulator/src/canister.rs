@@ -17,8 +17,6 @@ pub enum Entry {
     Export(String),
     /// A callback by table index, with its environment pointer.
     Callback { fun: u32, env: u32, label: &'static str },
-    /// Only the module's start function and data segments: instantiation.
-    Start,
 }
 
 impl Entry {
@@ -26,7 +24,6 @@ impl Entry {
         match self {
             Entry::Export(name) => name.clone(),
             Entry::Callback { label, .. } => (*label).to_string(),
-            Entry::Start => "(start)".to_string(),
         }
     }
 }
@@ -36,8 +33,6 @@ pub struct Runtime {
     pub module: CompiledModule,
     pub store: Store<HostState>,
     pub instance: Instance,
-    /// Bumped whenever the code changes: callbacks of older code are not run.
-    pub code_version: u64,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -69,10 +64,9 @@ pub struct CanisterState {
     pub certified_data: Vec<u8>,
     pub global_timer: u64,
     pub runtime: Option<Runtime>,
-    /// Stable memory while no module is installed (kept across upgrades).
-    pub detached_stable: Option<StableMemory>,
     pub chunks: BTreeMap<[u8; 32], Vec<u8>>,
     pub env_vars: Vec<(String, String)>,
+    /// Bumped on reinstall and uninstall: callbacks of older code are dropped.
     pub code_version: u64,
 }
 
@@ -90,7 +84,6 @@ impl CanisterState {
             certified_data: Vec::new(),
             global_timer: 0,
             runtime: None,
-            detached_stable: None,
             chunks: BTreeMap::new(),
             env_vars: Vec::new(),
             code_version: 0,
@@ -145,7 +138,6 @@ pub fn instantiate(
     module: CompiledModule,
     stable: StableMemory,
     exec: Exec,
-    code_version: u64,
 ) -> Result<(Runtime, u64), (TrapKind, u64)> {
     let engine = crate::wasm::engine();
     let limit = exec.instruction_limit;
@@ -169,7 +161,6 @@ pub fn instantiate(
             module,
             store,
             instance: pre,
-            code_version,
         },
         instructions,
     ))
@@ -311,7 +302,6 @@ pub fn execute(rt: &mut Runtime, entry: &Entry, exec: Exec, discard: bool) -> Ou
 
 fn call(rt: &mut Runtime, entry: &Entry) -> Result<(), wasmi::Error> {
     match entry {
-        Entry::Start => Ok(()),
         Entry::Export(name) => {
             let func = rt
                 .instance

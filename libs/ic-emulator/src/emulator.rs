@@ -104,7 +104,6 @@ pub(crate) enum Msg {
 
 #[derive(Debug)]
 struct Envelope {
-    seq: u64,
     src: Principal,
     dst: Principal,
     msg: Msg,
@@ -130,7 +129,6 @@ pub struct Emulator {
     pub(crate) subnets: Vec<Subnet>,
     pub(crate) canisters: BTreeMap<Principal, CanisterState>,
     queue: Vec<Envelope>,
-    next_seq: u64,
     contexts: BTreeMap<u64, CallContext>,
     callbacks: BTreeMap<u64, Callback>,
     next_id: u64,
@@ -142,6 +140,7 @@ pub struct Emulator {
     held: BTreeSet<Principal>,
     root_key: Vec<u8>,
     logs: Vec<(Principal, String)>,
+    composite_stack: Vec<Principal>,
 }
 
 impl Default for Emulator {
@@ -200,7 +199,6 @@ impl Emulator {
             subnets,
             canisters: BTreeMap::new(),
             queue: Vec::new(),
-            next_seq: 0,
             contexts: BTreeMap::new(),
             callbacks: BTreeMap::new(),
             next_id: 1,
@@ -212,6 +210,7 @@ impl Emulator {
             held: BTreeSet::new(),
             root_key,
             logs: Vec::new(),
+            composite_stack: Vec::new(),
         }
     }
 
@@ -473,7 +472,7 @@ impl Emulator {
         let new_code_version = if mode == InstallMode::Upgrade { c.code_version } else { c.code_version + 1 };
         let mut exec = c_exec(c.id, c.subnet, fees, &c.controllers, c.cycles, version, 0, c.status_code(), time, &root_key, Ctx::Start, INSTALL_INSTRUCTION_LIMIT);
         exec.caller = sender;
-        let (mut rt, start_instructions) = match canister::instantiate(linker, module.clone(), stable, exec, new_code_version) {
+        let (mut rt, start_instructions) = match canister::instantiate(linker, module.clone(), stable, exec) {
             Ok(x) => x,
             Err((t, _)) => {
                 restore(c, checkpoint);
@@ -783,6 +782,17 @@ impl Emulator {
         } else {
             return Err(RejectResponse::system(ErrorCode::CanisterMethodNotFound, format!("Error from Canister {canister}: Canister has no query method '{method}'.")));
         };
+        if ctx == Ctx::CompositeQuery {
+            let mut checkpoints = BTreeMap::new();
+            let result = self.composite(canister, sender, method, arg, 0, &mut checkpoints);
+            // Nothing a composite query does survives it, on any canister.
+            for (id, checkpoint) in checkpoints {
+                if let Some(rt) = self.canisters.get_mut(&id).and_then(|c| c.runtime.as_mut()) {
+                    canister::restore_checkpoint(rt, checkpoint);
+                }
+            }
+            return result;
+        }
         let certificate = self.certificate_for(canister);
         let c = self.canister(canister)?;
         let mut exec = c.exec(ctx, self.time, &self.root_key, QUERY_INSTRUCTION_LIMIT);
@@ -798,17 +808,139 @@ impl Emulator {
         if let Some(t) = outcome.trap {
             return Err(trap_reject(canister, &t));
         }
-        if !outcome.exec.calls.is_empty() {
-            return Err(RejectResponse::system(
-                ErrorCode::CanisterContractViolation,
-                format!("Error from Canister {canister}: composite query calls to other canisters are not modelled by the emulator"),
-            ));
-        }
         match outcome.exec.response {
             Some(ExecResponse::Reply(bytes)) => Ok(bytes),
             Some(ExecResponse::Reject(message)) => Err(RejectResponse::canister(RejectCode::CanisterReject, message)),
             None => Err(RejectResponse::system(ErrorCode::CanisterDidNotReply, format!("Error from Canister {canister}: Canister did not reply to the call"))),
         }
+    }
+
+    /// Evaluates a (composite) query and the query calls it makes, depth first,
+    /// on canisters of one subnet, keeping a checkpoint of every canister it
+    /// touches so the caller can discard all of it.
+    fn composite(
+        &mut self,
+        canister: Principal,
+        caller: Principal,
+        method: &str,
+        arg: Vec<u8>,
+        depth: usize,
+        checkpoints: &mut BTreeMap<Principal, canister::Checkpoint>,
+    ) -> Result<Vec<u8>, RejectResponse> {
+        const MAX_DEPTH: usize = 6;
+        if depth > MAX_DEPTH {
+            return Err(RejectResponse::system(ErrorCode::QueryCallGraphTooDeep, "Composite query call graph went too deep"));
+        }
+        if depth > 0 && checkpoints.contains_key(&canister) && self.composite_stack.contains(&canister) {
+            return Err(RejectResponse::system(ErrorCode::QueryCallGraphLoopDetected, "Loop detected in the composite query call graph"));
+        }
+        let c = self.canister(canister)?;
+        if c.status != CanisterRunStatus::Running {
+            return Err(RejectResponse::system(ErrorCode::CanisterStopped, format!("Canister {canister} is stopped")));
+        }
+        let rt = c.runtime.as_ref().ok_or_else(|| {
+            RejectResponse::system(
+                ErrorCode::CanisterWasmModuleNotFound,
+                format!("Error from Canister {canister}: Attempted to execute a message, but the canister contains no Wasm module."),
+            )
+        })?;
+        let (entry, ctx) = if rt.module.exports.queries.contains(method) {
+            (format!("canister_query {method}"), Ctx::NonReplicatedQuery)
+        } else if rt.module.exports.composite_queries.contains(method) {
+            (format!("canister_composite_query {method}"), Ctx::CompositeQuery)
+        } else {
+            return Err(RejectResponse::system(ErrorCode::CanisterMethodNotFound, format!("Error from Canister {canister}: Canister has no query method '{method}'.")));
+        };
+        let certificate = (depth == 0).then(|| self.certificate_for(canister));
+        let subnet = c.subnet;
+        let mut exec = c.exec(ctx, self.time, &self.root_key, QUERY_INSTRUCTION_LIMIT);
+        exec.caller = caller;
+        exec.method = method.to_string();
+        exec.arg = arg;
+        exec.can_respond = true;
+        exec.data_certificate = certificate;
+        let rt = self.runtime_mut(canister)?;
+        if !checkpoints.contains_key(&canister) {
+            let checkpoint = canister::checkpoint(rt);
+            checkpoints.insert(canister, checkpoint);
+        }
+        self.composite_stack.push(canister);
+        let result = self.composite_run(canister, subnet, Entry::Export(entry), exec, depth, checkpoints);
+        self.composite_stack.pop();
+        result
+    }
+
+    fn composite_run(
+        &mut self,
+        canister: Principal,
+        subnet: Principal,
+        entry: Entry,
+        exec: crate::system_api::Exec,
+        depth: usize,
+        checkpoints: &mut BTreeMap<Principal, canister::Checkpoint>,
+    ) -> Result<Vec<u8>, RejectResponse> {
+        let rt = self.runtime_mut(canister)?;
+        let outcome = canister::execute(rt, &entry, exec, false);
+        self.executions.push(ExecutionRecord { canister, entry: entry.label(), instructions: outcome.instructions, trapped: outcome.trap.as_ref().map(|t| t.to_string()) });
+        if let Some(t) = outcome.trap {
+            return Err(trap_reject(canister, &t));
+        }
+        let mut response = outcome.exec.response;
+        let mut pending: std::collections::VecDeque<PendingCall> = outcome.exec.calls.into();
+        let mut failure = None;
+        while let Some(call) = pending.pop_front() {
+            let same_subnet = self.canisters.get(&call.callee).is_some_and(|c| c.subnet == subnet);
+            let result = if same_subnet {
+                self.composite(call.callee, canister, &call.method, call.arg, depth + 1, checkpoints)
+            } else {
+                Err(RejectResponse::system(ErrorCode::CanisterContractViolation, format!("Composite query cannot be used to call canister {} on another subnet", call.callee)))
+            };
+            let c = self.canister(canister)?;
+            let (fun, env, ctx) = match &result {
+                Ok(_) => (call.reply.0, call.reply.1, Ctx::CompositeReply),
+                Err(_) => (call.reject.0, call.reject.1, Ctx::CompositeReject),
+            };
+            let mut exec = c.exec(ctx, self.time, &self.root_key, QUERY_INSTRUCTION_LIMIT);
+            exec.caller = canister;
+            exec.can_respond = response.is_none();
+            match result {
+                Ok(bytes) => exec.arg = bytes,
+                Err(r) => exec.reject = Some((r.reject_code as u32, r.reject_message)),
+            }
+            let rt = self.runtime_mut(canister)?;
+            let label = if ctx == Ctx::CompositeReply { "composite reply callback" } else { "composite reject callback" };
+            let outcome = canister::execute(rt, &Entry::Callback { fun, env, label }, exec, false);
+            self.executions.push(ExecutionRecord { canister, entry: label.into(), instructions: outcome.instructions, trapped: outcome.trap.as_ref().map(|t| t.to_string()) });
+            match outcome.trap {
+                Some(t) => {
+                    if let Some((fun, env)) = call.cleanup {
+                        let c = self.canister(canister)?;
+                        let exec = c.exec(Ctx::CompositeCleanup, self.time, &self.root_key, QUERY_INSTRUCTION_LIMIT);
+                        let rt = self.runtime_mut(canister)?;
+                        let _ = canister::execute(rt, &Entry::Callback { fun, env, label: "composite cleanup callback" }, exec, false);
+                    }
+                    failure = Some(trap_reject(canister, &t));
+                }
+                None => {
+                    if response.is_none() {
+                        response = outcome.exec.response;
+                    }
+                    pending.extend(outcome.exec.calls);
+                }
+            }
+        }
+        match response {
+            Some(ExecResponse::Reply(bytes)) => Ok(bytes),
+            Some(ExecResponse::Reject(message)) => Err(RejectResponse::canister(RejectCode::CanisterReject, message)),
+            None => Err(failure.unwrap_or_else(|| RejectResponse::system(ErrorCode::CanisterDidNotReply, format!("Error from Canister {canister}: Canister did not reply to the call")))),
+        }
+    }
+
+    fn runtime_mut(&mut self, canister: Principal) -> Result<&mut canister::Runtime, RejectResponse> {
+        self.canisters
+            .get_mut(&canister)
+            .and_then(|c| c.runtime.as_mut())
+            .ok_or_else(|| RejectResponse::system(ErrorCode::CanisterWasmModuleNotFound, format!("Canister {canister} has no Wasm module")))
     }
 
     /// A certificate of `canister`'s certified data at the current time, signed
@@ -843,8 +975,7 @@ impl Emulator {
     // ----- rounds -----------------------------------------------------------------------
 
     fn enqueue(&mut self, src: Principal, dst: Principal, msg: Msg) {
-        self.queue.push(Envelope { seq: self.next_seq, src, dst, msg });
-        self.next_seq += 1;
+        self.queue.push(Envelope { src, dst, msg });
     }
 
     /// True when messages are queued (held ones included).
@@ -914,12 +1045,10 @@ impl Emulator {
             let canister = cb.canister;
             // The late response (if any) will be dropped; this one takes its place.
             self.queue.push(Envelope {
-                seq: self.next_seq,
                 src: canister,
                 dst: canister,
                 msg: Msg::Response { callback: *id, result: Err((RejectCode::SysUnknown, "Timeout expired".into())), refund: 0 },
             });
-            self.next_seq += 1;
         }
         !expired.is_empty()
     }
@@ -1226,10 +1355,6 @@ impl Emulator {
 
     pub(crate) fn random_bytes(&mut self) -> [u8; 32] {
         self.rng.r#gen()
-    }
-
-    pub(crate) fn time_now(&self) -> u64 {
-        self.time
     }
 
     pub(crate) fn install_module_from(&mut self, sender: Principal, canister: Principal, module: CompiledModule, arg: Vec<u8>, mode: InstallMode) -> Result<(), RejectResponse> {

@@ -55,6 +55,8 @@ pub enum ErrorCode {
     CanisterInvalidController = 512,
     CanisterFunctionNotFound = 513,
     CanisterNonEmpty = 514,
+    QueryCallGraphLoopDetected = 517,
+    QueryCallGraphTooDeep = 525,
     CompositeQueryCalledInReplicatedMode = 527,
     InsufficientCyclesInCall = 520,
     CanisterInstructionLimitExceeded = 522,

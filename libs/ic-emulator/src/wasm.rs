@@ -119,7 +119,6 @@ pub struct CompiledModule {
     pub metadata: BTreeMap<String, (bool, Vec<u8>)>,
     pub(crate) module: wasmi::Module,
     pub(crate) mutable_globals: usize,
-    pub(crate) has_table: bool,
     pub(crate) size: usize,
 }
 
@@ -172,7 +171,6 @@ pub fn compile(bytes: &[u8]) -> Result<CompiledModule, InvalidModule> {
         metadata: checked.metadata,
         module,
         mutable_globals: checked.mutable_globals.len(),
-        has_table: checked.has_table,
         size: raw.len(),
     };
     if let Ok(mut cache) = CACHE.lock() {
