@@ -33,6 +33,17 @@ pub struct Runtime {
     pub module: CompiledModule,
     pub store: Store<HostState>,
     pub instance: Instance,
+    /// The module's mutable globals, saved and restored around executions.
+    globals: Vec<wasmi::Global>,
+    /// A heap-sized buffer reused by snapshots, so a message does not pay for
+    /// allocating (and faulting in) a fresh copy of the heap.
+    spare: Vec<u8>,
+}
+
+fn mutable_globals(instance: &Instance, store: &Store<HostState>, count: usize) -> Vec<wasmi::Global> {
+    (0..count)
+        .filter_map(|i| instance.get_global(store, &format!("{GLOBAL_EXPORT_PREFIX}{i}")))
+        .collect()
 }
 
 impl std::fmt::Debug for Runtime {
@@ -105,7 +116,7 @@ impl CanisterState {
                 .data()
                 .memory
                 .map_or(0, |m| m.data_size(&rt.store) as u64);
-            heap + rt.store.data().stable.data.len() as u64 + rt.module.size as u64
+            heap + rt.store.data().stable.len() + rt.module.size as u64
         })
     }
 
@@ -150,20 +161,31 @@ pub fn instantiate(
         },
     );
     store.set_fuel(limit).map_err(|e| (TrapKind::Wasm(e.to_string()), 0))?;
-    let pre = linker
-        .instantiate_and_start(&mut store, &module.module)
+    let pre = on_wasm_stack(|| linker.instantiate_and_start(&mut store, &module.module))
         .map_err(|e| (classify(&e, limit), limit - store.get_fuel().unwrap_or(0)))?;
     let instructions = limit - store.get_fuel().unwrap_or(0);
     let memory = pre.get_memory(&store, "memory");
     store.data_mut().memory = memory;
+    let globals = mutable_globals(&pre, &store, module.mutable_globals);
     Ok((
         Runtime {
             module,
             store,
             instance: pre,
+            globals,
+            spare: Vec::new(),
         },
         instructions,
     ))
+}
+
+/// wasmi runs Wasm calls on the native stack, and the deepest call chains it
+/// allows (its recursion limit) need far more than a test thread's 2 MiB: every
+/// execution gets a stack of its own (reserved, not committed, until used).
+const WASM_NATIVE_STACK: usize = 256 * 1024 * 1024;
+
+fn on_wasm_stack<R>(f: impl FnOnce() -> R) -> R {
+    stacker::grow(WASM_NATIVE_STACK, f)
 }
 
 /// Maps a wasmi error to the IC's trap kinds.
@@ -203,23 +225,16 @@ pub fn restore_checkpoint(rt: &mut Runtime, checkpoint: Checkpoint) {
 
 struct Snapshot {
     heap: Vec<u8>,
-    globals: Vec<(String, Val)>,
+    globals: Vec<Val>,
 }
 
 fn snapshot(rt: &mut Runtime) -> Snapshot {
-    let heap = rt
-        .store
-        .data()
-        .memory
-        .map(|m| m.data(&rt.store).to_vec())
-        .unwrap_or_default();
-    let globals = (0..rt.module.mutable_globals)
-        .filter_map(|i| {
-            let name = format!("{GLOBAL_EXPORT_PREFIX}{i}");
-            let global = rt.instance.get_global(&rt.store, &name)?;
-            Some((name, global.get(&rt.store)))
-        })
-        .collect();
+    let mut heap = std::mem::take(&mut rt.spare);
+    heap.clear();
+    if let Some(memory) = rt.store.data().memory {
+        heap.extend_from_slice(memory.data(&rt.store));
+    }
+    let globals = rt.globals.iter().map(|g| g.get(&rt.store)).collect();
     rt.store.data_mut().stable.begin();
     Snapshot { heap, globals }
 }
@@ -236,11 +251,10 @@ fn restore(rt: &mut Runtime, snapshot: Snapshot) {
             rebuild(rt, &snapshot);
         }
     }
-    for (name, value) in snapshot.globals {
-        if let Some(global) = rt.instance.get_global(&rt.store, &name) {
-            let _ = global.set(&mut rt.store, value);
-        }
+    for (global, value) in rt.globals.iter().zip(snapshot.globals) {
+        let _ = global.set(&mut rt.store, value);
     }
+    rt.spare = snapshot.heap;
 }
 
 fn rebuild(rt: &mut Runtime, snapshot: &Snapshot) {
@@ -272,6 +286,7 @@ fn rebuild(rt: &mut Runtime, snapshot: &Snapshot) {
         memory.data_mut(&mut store)[..snapshot.heap.len()].copy_from_slice(&snapshot.heap);
         store.data_mut().memory = Some(memory);
     }
+    rt.globals = mutable_globals(&instance, &store, rt.module.mutable_globals);
     rt.store = store;
     rt.instance = instance;
 }
@@ -283,11 +298,13 @@ pub fn execute(rt: &mut Runtime, entry: &Entry, exec: Exec, discard: bool) -> Ou
     let saved = snapshot(rt);
     rt.store.data_mut().exec = exec;
     let _ = rt.store.set_fuel(limit);
-    let result = call(rt, entry);
+    let result = on_wasm_stack(|| call(rt, entry));
     let instructions = limit.saturating_sub(rt.store.get_fuel().unwrap_or(0));
     let trap = result.err().map(|e| classify(&e, limit));
     if trap.is_some() || discard {
         restore(rt, saved);
+    } else {
+        rt.spare = saved.heap;
     }
     let exec = std::mem::replace(
         &mut rt.store.data_mut().exec,

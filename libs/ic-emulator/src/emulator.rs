@@ -14,6 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wasmi::Linker;
 
+const CLEANUP: &str = "cleanup callback";
+
 /// Per-message instruction limits of the IC.
 pub const UPDATE_INSTRUCTION_LIMIT: u64 = 40_000_000_000;
 pub const QUERY_INSTRUCTION_LIMIT: u64 = 5_000_000_000;
@@ -118,13 +120,13 @@ enum IngressStatus {
 pub(crate) struct Subnet {
     pub info: SubnetInfo,
     next_index: u64,
-    signer: ic_emulator_crypto::SubnetSigner,
+    signer: std::sync::Arc<ic_emulator_crypto::SubnetSigner>,
 }
 
 /// An emulated Internet Computer.
 pub struct Emulator {
     linker: Linker<HostState>,
-    pub(crate) keys: Keys,
+    pub(crate) keys: std::sync::Arc<Keys>,
     time: u64,
     pub(crate) subnets: Vec<Subnet>,
     pub(crate) canisters: BTreeMap<Principal, CanisterState>,
@@ -184,7 +186,7 @@ impl Emulator {
             Subnet {
                 info: SubnetInfo { id, kind, node_count, canister_ranges: vec![range] },
                 next_index: range.0,
-                signer,
+                signer: std::sync::Arc::new(signer),
             }
         };
         let subnets = vec![
@@ -194,7 +196,7 @@ impl Emulator {
         ];
         Self {
             linker: crate::system_api::linker(wasm::engine()).unwrap_or_else(|e| panic!("BUG: the ic0 linker does not build: {e}")),
-            keys,
+            keys: std::sync::Arc::new(keys),
             time: config.start_time_nanos,
             subnets,
             canisters: BTreeMap::new(),
@@ -348,7 +350,7 @@ impl Emulator {
         self.canisters
             .get(&canister)
             .and_then(|c| c.runtime.as_ref())
-            .map(|rt| rt.store.data().stable.data.clone())
+            .map(|rt| rt.store.data().stable.to_vec())
             .unwrap_or_default()
     }
 
@@ -793,7 +795,7 @@ impl Emulator {
             }
             return result;
         }
-        let certificate = self.certificate_for(canister);
+        let certificate = self.lazy_certificate(canister);
         let c = self.canister(canister)?;
         let mut exec = c.exec(ctx, self.time, &self.root_key, QUERY_INSTRUCTION_LIMIT);
         exec.caller = sender;
@@ -851,7 +853,7 @@ impl Emulator {
         } else {
             return Err(RejectResponse::system(ErrorCode::CanisterMethodNotFound, format!("Error from Canister {canister}: Canister has no query method '{method}'.")));
         };
-        let certificate = (depth == 0).then(|| self.certificate_for(canister));
+        let certificate = (depth == 0).then(|| self.lazy_certificate(canister));
         let subnet = c.subnet;
         let mut exec = c.exec(ctx, self.time, &self.root_key, QUERY_INSTRUCTION_LIMIT);
         exec.caller = caller;
@@ -941,6 +943,20 @@ impl Emulator {
             .get_mut(&canister)
             .and_then(|c| c.runtime.as_mut())
             .ok_or_else(|| RejectResponse::system(ErrorCode::CanisterWasmModuleNotFound, format!("Canister {canister} has no Wasm module")))
+    }
+
+    fn lazy_certificate(&self, canister: Principal) -> crate::system_api::DataCertificate {
+        let keys = self.keys.clone();
+        let c = self.canisters.get(&canister);
+        let data = c.map(|c| c.certified_data.clone()).unwrap_or_default();
+        let signer = c.and_then(|c| self.subnets.iter().find(|s| s.info.id == c.subnet)).map(|s| s.signer.clone());
+        let time = self.time;
+        crate::system_api::DataCertificate::new(move || match &signer {
+            Some(signer) => keys
+                .certificate(signer, time, canister.as_slice(), &data)
+                .unwrap_or_else(|e| panic!("BUG: certificate for {canister} failed: {e}")),
+            None => Vec::new(),
+        })
     }
 
     /// A certificate of `canister`'s certified data at the current time, signed
@@ -1255,7 +1271,7 @@ impl Emulator {
                 if let Some((fun, env)) = cleanup {
                     let mut exec = c.exec(Ctx::Cleanup, self.time, &self.root_key, UPDATE_INSTRUCTION_LIMIT);
                     exec.caller = canister;
-                    self.run(canister, context, Entry::Callback { fun, env, label: "cleanup callback" }, exec, false, None);
+                    self.run(canister, context, Entry::Callback { fun, env, label: CLEANUP }, exec, false, None);
                 }
                 // A context that ends unanswered after a trapped callback is
                 // rejected with that trap, as the replica does.
@@ -1292,7 +1308,10 @@ impl Emulator {
             ctx.outstanding += n;
             ctx.cycles_available -= accepted.min(ctx.cycles_available);
         }
-        self.settle(context, exec.response, if matches!(entry, Entry::Callback { .. }) { 1 } else { 0 });
+        // A reply or reject callback finishes one outstanding call; a cleanup
+        // callback runs for a callback already counted.
+        let finished = matches!(entry, Entry::Callback { label, .. } if label != CLEANUP);
+        self.settle(context, exec.response, u32::from(finished));
     }
 
     fn send_call(&mut self, canister: Principal, context: u64, call: PendingCall, code_version: u64, now: u64) {

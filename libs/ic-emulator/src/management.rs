@@ -362,7 +362,7 @@ fn status(emu: &Emulator, canister: Principal) -> Result<mc::CanisterStatusResul
     let memory = c.memory_size();
     let (heap, stable, binary) = c.runtime.as_ref().map_or((0, 0, 0), |rt| {
         let heap = rt.store.data().memory.map_or(0, |m| m.data_size(&rt.store) as u64);
-        (heap, rt.store.data().stable.data.len() as u64, rt.module.size as u64)
+        (heap, rt.store.data().stable.len(), rt.module.size as u64)
     });
     Ok(mc::CanisterStatusResult {
         status: match c.status {

@@ -229,6 +229,33 @@ pub const MAX_CERTIFIED_DATA: usize = 32;
 /// System API calls cost a small base in instructions, plus one per byte copied.
 const SYSTEM_API_BASE_COST: u64 = 20;
 
+/// The certificate a non-replicated query can read, signed only if it asks
+/// for it (a BLS signature costs milliseconds; most queries never read it).
+#[derive(Clone)]
+pub struct DataCertificate {
+    make: std::sync::Arc<dyn Fn() -> Vec<u8> + Send + Sync>,
+    value: Option<Vec<u8>>,
+}
+
+impl DataCertificate {
+    pub fn new(make: impl Fn() -> Vec<u8> + Send + Sync + 'static) -> Self {
+        Self {
+            make: std::sync::Arc::new(make),
+            value: None,
+        }
+    }
+    fn bytes(&mut self) -> &[u8] {
+        let make = &self.make;
+        self.value.get_or_insert_with(|| make())
+    }
+}
+
+impl std::fmt::Debug for DataCertificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataCertificate")
+    }
+}
+
 /// Everything one message execution may read or change through `ic0`.
 #[derive(Clone, Debug)]
 pub struct Exec {
@@ -259,7 +286,7 @@ pub struct Exec {
     pub version: u64,
     pub controllers: Vec<Principal>,
     pub root_key: Vec<u8>,
-    pub data_certificate: Option<Vec<u8>>,
+    pub data_certificate: Option<DataCertificate>,
     pub accepted_message: bool,
     pub instruction_limit: u64,
     pub call_context_instructions: u64,
@@ -307,21 +334,35 @@ impl Exec {
 }
 
 pub const WASM_PAGE: u64 = 64 * 1024;
-/// Stable memory the emulator grows to; the IC allows up to 500 GiB, which a
-/// test machine cannot back with RAM. `stable64_grow` fails (returns -1) past it.
-pub const MAX_STABLE_PAGES: u64 = 4 * 1024 * 1024 * 1024 / WASM_PAGE;
+/// The IC's stable memory limit (500 GiB). Pages are allocated when first
+/// written, so a large but sparse stable memory costs what it touches.
+pub const MAX_STABLE_PAGES: u64 = 500 * 1024 * 1024 * 1024 / WASM_PAGE;
 
-/// Stable memory with an undo log, so a trap can roll it back without copying it.
+/// Stable memory: sparse 64 KiB pages (untouched pages read as zeros) with an
+/// undo log, so a trap rolls it back without copying it.
 #[derive(Clone, Debug, Default)]
 pub struct StableMemory {
-    pub data: Vec<u8>,
+    pages: u64,
+    data: std::collections::BTreeMap<u64, Box<[u8]>>,
     undo: Vec<(u64, Vec<u8>)>,
-    size_before: Option<usize>,
+    size_before: Option<u64>,
 }
 
 impl StableMemory {
     pub fn pages(&self) -> u64 {
-        self.data.len() as u64 / WASM_PAGE
+        self.pages
+    }
+    pub fn len(&self) -> u64 {
+        self.pages * WASM_PAGE
+    }
+    pub fn is_empty(&self) -> bool {
+        self.pages == 0
+    }
+    /// The whole stable memory as bytes (for tests and inspection).
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = vec![0; self.len() as usize];
+        self.copy_to(0, &mut out);
+        out
     }
     pub fn begin(&mut self) {
         self.undo.clear();
@@ -329,31 +370,62 @@ impl StableMemory {
     }
     pub fn rollback(&mut self) {
         while let Some((offset, bytes)) = self.undo.pop() {
-            let start = offset as usize;
-            if let Some(dst) = self.data.get_mut(start..start + bytes.len()) {
-                dst.copy_from_slice(&bytes);
-            }
+            self.copy_from(offset, &bytes);
         }
-        if let Some(size) = self.size_before.take() {
-            self.data.truncate(size);
+        if let Some(pages) = self.size_before.take() {
+            self.pages = pages;
+            self.data.retain(|page, _| *page < pages);
         }
     }
     fn grow(&mut self, pages: u64) -> u64 {
-        let old = self.pages();
+        let old = self.pages;
         match old.checked_add(pages) {
             Some(new) if new <= MAX_STABLE_PAGES => {
-                self.size_before.get_or_insert(self.data.len());
-                self.data.resize((new * WASM_PAGE) as usize, 0);
+                self.size_before.get_or_insert(old);
+                self.pages = new;
                 old
             }
             _ => u64::MAX,
         }
     }
-    fn range(&self, offset: u64, size: u64) -> Result<std::ops::Range<usize>, Error> {
+    fn check(&self, offset: u64, size: u64) -> Result<(), Error> {
         match offset.checked_add(size) {
-            Some(end) if end <= self.data.len() as u64 => Ok(offset as usize..end as usize),
+            Some(end) if end <= self.len() => Ok(()),
             _ => Err(trap(TrapKind::StableMemoryOutOfBounds)),
         }
+    }
+    fn copy_to(&self, offset: u64, out: &mut [u8]) {
+        let mut done = 0usize;
+        while done < out.len() {
+            let at = offset + done as u64;
+            let (page, within) = (at / WASM_PAGE, (at % WASM_PAGE) as usize);
+            let n = (WASM_PAGE as usize - within).min(out.len() - done);
+            match self.data.get(&page) {
+                Some(bytes) => out[done..done + n].copy_from_slice(&bytes[within..within + n]),
+                None => out[done..done + n].fill(0),
+            }
+            done += n;
+        }
+    }
+    fn copy_from(&mut self, offset: u64, src: &[u8]) {
+        let mut done = 0usize;
+        while done < src.len() {
+            let at = offset + done as u64;
+            let (page, within) = (at / WASM_PAGE, (at % WASM_PAGE) as usize);
+            let n = (WASM_PAGE as usize - within).min(src.len() - done);
+            let bytes = self
+                .data
+                .entry(page)
+                .or_insert_with(|| vec![0; WASM_PAGE as usize].into_boxed_slice());
+            bytes[within..within + n].copy_from_slice(&src[done..done + n]);
+            done += n;
+        }
+    }
+    fn write(&mut self, offset: u64, src: &[u8]) {
+        let mut old = vec![0; src.len()];
+        self.copy_to(offset, &mut old);
+        self.undo.push((offset, old));
+        self.copy_from(offset, src);
     }
 }
 
@@ -687,27 +759,25 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
     api!(l, "stable64_size", |c| { Ok(c.data().stable.pages() as i64) });
     api!(l, "stable64_grow", |c, pages: i64| { Ok(c.data_mut().stable.grow(pages as u64) as i64) });
     api!(l, "stable64_write", |c, offset: i64, src: i64, size: i64| {
-        let range = c.data().stable.range(offset as u64, size as u64)?;
+        c.data().stable.check(offset as u64, size as u64)?;
         let src = i32::try_from(src).map_err(|_| trap(TrapKind::HeapOutOfBounds))?;
         let size = i32::try_from(size).map_err(|_| trap(TrapKind::HeapOutOfBounds))?;
         let bytes = read_heap(&c, src, size)?;
         charge(&mut c, bytes.len() as u64)?;
-        let stable = &mut c.data_mut().stable;
-        let old = stable.data[range.clone()].to_vec();
-        stable.undo.push((range.start as u64, old));
-        stable.data[range].copy_from_slice(&bytes);
+        c.data_mut().stable.write(offset as u64, &bytes);
         Ok(())
     });
     api!(l, "stable64_read", |c, dst: i64, offset: i64, size: i64| {
-        let range = c.data().stable.range(offset as u64, size as u64)?;
+        c.data().stable.check(offset as u64, size as u64)?;
         let dst = i32::try_from(dst).map_err(|_| trap(TrapKind::HeapOutOfBounds))?;
-        charge(&mut c, range.len() as u64)?;
+        charge(&mut c, size as u64)?;
         let mem = memory(&c)?;
         let (heap, state) = mem.data_and_store_mut(&mut c);
         let start = dst as u32 as usize;
-        heap.get_mut(start..start.saturating_add(range.len()))
-            .ok_or_else(|| trap(TrapKind::HeapOutOfBounds))?
-            .copy_from_slice(&state.stable.data[range]);
+        let out = heap
+            .get_mut(start..start.saturating_add(size as usize))
+            .ok_or_else(|| trap(TrapKind::HeapOutOfBounds))?;
+        state.stable.copy_to(offset as u64, out);
         Ok(())
     });
     api!(l, "root_key_size", |c| { Ok(c.data().exec.root_key.len() as i32) });
@@ -729,10 +799,10 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         Ok(i32::from(c.data().exec.data_certificate.is_some()))
     });
     api!(l, "data_certificate_size", |c| {
-        Ok(c.data().exec.data_certificate.as_ref().map_or(0, Vec::len) as i32)
+        Ok(c.data_mut().exec.data_certificate.as_mut().map_or(0, |d| d.bytes().len()) as i32)
     });
     api!(l, "data_certificate_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(&mut c, "data_certificate_copy", |e| e.data_certificate.clone().unwrap_or_default(), dst, off, size)
+        copy_out(&mut c, "data_certificate_copy", |e| e.data_certificate.clone().map(|mut d| d.bytes().to_vec()).unwrap_or_default(), dst, off, size)
     });
     api!(l, "time", |c| { Ok(c.data().exec.time as i64) });
     api!(l, "global_timer_set", |c, timestamp: i64| {
@@ -883,13 +953,27 @@ mod tests {
     fn should_roll_back_stable_memory_writes_and_growth() {
         let mut stable = StableMemory::default();
         stable.grow(1);
-        stable.data[0] = 7;
+        stable.write(0, &[7]);
         stable.begin();
-        stable.undo.push((0, vec![7]));
-        stable.data[0] = 9;
+        stable.write(0, &[9]);
         stable.grow(2);
+        stable.write(WASM_PAGE * 2 + 5, &[1, 2, 3]);
         stable.rollback();
         assert_eq!(stable.pages(), 1);
-        assert_eq!(stable.data[0], 7);
+        assert_eq!(stable.to_vec()[0], 7);
+        assert_eq!(stable.data.len(), 1);
+    }
+
+    #[test]
+    fn should_read_untouched_stable_pages_as_zeros_across_page_boundaries() {
+        let mut stable = StableMemory::default();
+        stable.grow(3);
+        stable.write(WASM_PAGE - 2, &[1, 2, 3, 4]);
+        let mut out = [9u8; 8];
+        stable.copy_to(WASM_PAGE - 4, &mut out);
+        assert_eq!(out, [0, 0, 1, 2, 3, 4, 0, 0]);
+        assert!(stable.check(WASM_PAGE * 3 - 1, 1).is_ok());
+        assert!(stable.check(WASM_PAGE * 3, 1).is_err());
+        assert_eq!(stable.grow(MAX_STABLE_PAGES), u64::MAX);
     }
 }
