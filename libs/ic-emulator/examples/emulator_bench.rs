@@ -32,17 +32,20 @@ fn main() {
 
     let arg = Encode!().expect("encode");
     for _ in 0..100 {
-        emu.update_call(id, user, "increment", arg.clone()).expect("warm-up");
+        emu.update_call(id, user, "increment", arg.clone())
+            .expect("warm-up");
     }
     let n = 2_000;
     let start = Instant::now();
     for _ in 0..n {
-        emu.update_call(id, user, "increment", arg.clone()).expect("increment");
+        emu.update_call(id, user, "increment", arg.clone())
+            .expect("increment");
     }
     let update = start.elapsed() / n;
     let start = Instant::now();
     for _ in 0..n {
-        emu.query_call(id, user, "get_state", arg.clone()).expect("query");
+        emu.query_call(id, user, "get_state", arg.clone())
+            .expect("query");
     }
     let query = start.elapsed() / n;
     let instructions = emu.executions().last().map_or(0, |e| e.instructions);
@@ -62,7 +65,12 @@ fn main() {
         let from = ids[i % 10];
         let to = ids[(i + 1) % 10];
         let reply = emu
-            .update_call(from, user, "call_increment", Encode!(&to, &(i % 2 == 0)).expect("encode"))
+            .update_call(
+                from,
+                user,
+                "call_increment",
+                Encode!(&to, &(i % 2 == 0)).expect("encode"),
+            )
             .expect("call_increment");
         let value: Result<u64, String> = candid::decode_one(&reply).expect("decode");
         assert!(value.is_ok(), "{value:?}");
@@ -71,7 +79,9 @@ fn main() {
 
     println!("first install (compile + init)      {first_install:>12.2?}");
     println!("install of a cached module          {cached_install:>12.2?}");
-    println!("small update round trip             {update:>12.2?}   (target <= 100 µs; {instructions} instructions)");
+    println!(
+        "small update round trip             {update:>12.2?}   (target <= 100 µs; {instructions} instructions)"
+    );
     println!("small query round trip              {query:>12.2?}");
     println!("10 canisters, 1,000 calls           {scenario:>12.2?}   (target < 10 s)");
 }

@@ -16,7 +16,11 @@ pub enum Entry {
     /// An exported function: `canister_update m`, `canister_init`, …
     Export(String),
     /// A callback by table index, with its environment pointer.
-    Callback { fun: u32, env: u32, label: &'static str },
+    Callback {
+        fun: u32,
+        env: u32,
+        label: &'static str,
+    },
 }
 
 impl Entry {
@@ -40,7 +44,11 @@ pub struct Runtime {
     spare: Vec<u8>,
 }
 
-fn mutable_globals(instance: &Instance, store: &Store<HostState>, count: usize) -> Vec<wasmi::Global> {
+fn mutable_globals(
+    instance: &Instance,
+    store: &Store<HostState>,
+    count: usize,
+) -> Vec<wasmi::Global> {
     (0..count)
         .filter_map(|i| instance.get_global(store, &format!("{GLOBAL_EXPORT_PREFIX}{i}")))
         .collect()
@@ -82,7 +90,13 @@ pub struct CanisterState {
 }
 
 impl CanisterState {
-    pub fn new(id: Principal, subnet: Principal, fees: Fees, controllers: Vec<Principal>, cycles: u128) -> Self {
+    pub fn new(
+        id: Principal,
+        subnet: Principal,
+        fees: Fees,
+        controllers: Vec<Principal>,
+        cycles: u128,
+    ) -> Self {
         Self {
             id,
             subnet,
@@ -160,7 +174,9 @@ pub fn instantiate(
             exec,
         },
     );
-    store.set_fuel(limit).map_err(|e| (TrapKind::Wasm(e.to_string()), 0))?;
+    store
+        .set_fuel(limit)
+        .map_err(|e| (TrapKind::Wasm(e.to_string()), 0))?;
     let pre = on_wasm_stack(|| linker.instantiate_and_start(&mut store, &module.module))
         .map_err(|e| (classify(&e, limit), limit - store.get_fuel().unwrap_or(0)))?;
     let instructions = limit - store.get_fuel().unwrap_or(0);
@@ -264,7 +280,12 @@ fn rebuild(rt: &mut Runtime, snapshot: &Snapshot) {
         HostState {
             memory: None,
             stable: StableMemory::default(),
-            exec: Exec::new(Ctx::Start, Principal::anonymous(), Principal::anonymous(), Fees { node_count: 13 }),
+            exec: Exec::new(
+                Ctx::Start,
+                Principal::anonymous(),
+                Principal::anonymous(),
+                Fees { node_count: 13 },
+            ),
         },
     );
     let mut store = Store::new(engine, state);
@@ -308,7 +329,12 @@ pub fn execute(rt: &mut Runtime, entry: &Entry, exec: Exec, discard: bool) -> Ou
     }
     let exec = std::mem::replace(
         &mut rt.store.data_mut().exec,
-        Exec::new(Ctx::Start, Principal::anonymous(), Principal::anonymous(), Fees { node_count: 13 }),
+        Exec::new(
+            Ctx::Start,
+            Principal::anonymous(),
+            Principal::anonymous(),
+            Fees { node_count: 13 },
+        ),
     );
     Outcome {
         exec,
@@ -323,21 +349,33 @@ fn call(rt: &mut Runtime, entry: &Entry) -> Result<(), wasmi::Error> {
             let func = rt
                 .instance
                 .get_typed_func::<(), ()>(&rt.store, name)
-                .map_err(|_| wasmi::Error::host(TrapKind::ContractViolation(format!("the module does not export {name}"))))?;
+                .map_err(|_| {
+                    wasmi::Error::host(TrapKind::ContractViolation(format!(
+                        "the module does not export {name}"
+                    )))
+                })?;
             func.call(&mut rt.store, ())
         }
         Entry::Callback { fun, env, .. } => {
             let table = rt
                 .instance
                 .get_table(&rt.store, TABLE_EXPORT)
-                .ok_or_else(|| wasmi::Error::host(TrapKind::ContractViolation("the module has no function table for callbacks".into())))?;
+                .ok_or_else(|| {
+                    wasmi::Error::host(TrapKind::ContractViolation(
+                        "the module has no function table for callbacks".into(),
+                    ))
+                })?;
             let func = table
                 .get(&rt.store, u64::from(*fun))
                 .and_then(|r| match r {
                     wasmi::Ref::Func(f) => f.val().copied(),
                     _ => None,
                 })
-                .ok_or_else(|| wasmi::Error::host(TrapKind::ContractViolation(format!("callback {fun} is not a function in the table"))))?;
+                .ok_or_else(|| {
+                    wasmi::Error::host(TrapKind::ContractViolation(format!(
+                        "callback {fun} is not a function in the table"
+                    )))
+                })?;
             let typed = func.typed::<i32, ()>(&rt.store)?;
             typed.call(&mut rt.store, *env as i32)
         }

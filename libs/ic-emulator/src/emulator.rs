@@ -52,7 +52,10 @@ impl Default for EmulatorConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Origin {
     Ingress(MessageId),
-    Canister { caller: Principal, callback: u64 },
+    Canister {
+        caller: Principal,
+        callback: u64,
+    },
     /// Timers and heartbeats: nobody awaits the answer.
     System,
 }
@@ -184,18 +187,34 @@ impl Emulator {
                 .subnet_signer(id.as_slice(), kind == SubnetKind::Nns, &ranges)
                 .unwrap_or_else(|e| panic!("BUG: subnet {label} has an invalid signer: {e}"));
             Subnet {
-                info: SubnetInfo { id, kind, node_count, canister_ranges: vec![range] },
+                info: SubnetInfo {
+                    id,
+                    kind,
+                    node_count,
+                    canister_ranges: vec![range],
+                },
                 next_index: range.0,
                 signer: std::sync::Arc::new(signer),
             }
         };
         let subnets = vec![
             subnet("nns", SubnetKind::Nns, 40, (0, 0xF_FFFF)),
-            subnet("fiduciary", SubnetKind::Fiduciary, 34, (0x210_0000, 0x21F_FFFF)),
-            subnet("application", SubnetKind::Application, 13, (0x200_0000, 0x20F_FFFF)),
+            subnet(
+                "fiduciary",
+                SubnetKind::Fiduciary,
+                34,
+                (0x210_0000, 0x21F_FFFF),
+            ),
+            subnet(
+                "application",
+                SubnetKind::Application,
+                13,
+                (0x200_0000, 0x20F_FFFF),
+            ),
         ];
         Self {
-            linker: crate::system_api::linker(wasm::engine()).unwrap_or_else(|e| panic!("BUG: the ic0 linker does not build: {e}")),
+            linker: crate::system_api::linker(wasm::engine())
+                .unwrap_or_else(|e| panic!("BUG: the ic0 linker does not build: {e}")),
             keys: std::sync::Arc::new(keys),
             time: config.start_time_nanos,
             subnets,
@@ -253,7 +272,9 @@ impl Emulator {
     }
 
     pub fn set_time(&mut self, time: SystemTime) {
-        let nanos = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let nanos = time
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         // Time on the IC never goes backwards.
         self.time = self.time.max(nanos);
     }
@@ -268,45 +289,100 @@ impl Emulator {
     /// anonymous principal (the test harness), with default cycles.
     pub fn create_canister(&mut self) -> Principal {
         let subnet = self.subnet_of_kind(SubnetKind::Application);
-        self.create_canister_with(subnet, vec![Principal::anonymous()], DEFAULT_CANISTER_CYCLES)
-            .unwrap_or_else(|e| panic!("BUG: the application subnet is full: {e}"))
+        self.create_canister_with(
+            subnet,
+            vec![Principal::anonymous()],
+            DEFAULT_CANISTER_CYCLES,
+        )
+        .unwrap_or_else(|e| panic!("BUG: the application subnet is full: {e}"))
     }
 
-    pub fn create_canister_on_subnet(&mut self, subnet: Principal, controllers: Vec<Principal>, cycles: u128) -> Result<Principal, RejectResponse> {
+    pub fn create_canister_on_subnet(
+        &mut self,
+        subnet: Principal,
+        controllers: Vec<Principal>,
+        cycles: u128,
+    ) -> Result<Principal, RejectResponse> {
         self.create_canister_with(subnet, controllers, cycles)
     }
 
-    pub(crate) fn create_canister_with(&mut self, subnet: Principal, controllers: Vec<Principal>, cycles: u128) -> Result<Principal, RejectResponse> {
+    pub(crate) fn create_canister_with(
+        &mut self,
+        subnet: Principal,
+        controllers: Vec<Principal>,
+        cycles: u128,
+    ) -> Result<Principal, RejectResponse> {
         let s = self
             .subnets
             .iter_mut()
             .find(|s| s.info.id == subnet)
-            .ok_or_else(|| RejectResponse::system(ErrorCode::SubnetNotFound, format!("Subnet {subnet} not found")))?;
+            .ok_or_else(|| {
+                RejectResponse::system(
+                    ErrorCode::SubnetNotFound,
+                    format!("Subnet {subnet} not found"),
+                )
+            })?;
         let (_, end) = s.info.canister_ranges[0];
         if s.next_index > end {
-            return Err(RejectResponse::system(ErrorCode::CanisterQueueFull, format!("Subnet {subnet} has no canister ids left")));
+            return Err(RejectResponse::system(
+                ErrorCode::CanisterQueueFull,
+                format!("Subnet {subnet} has no canister ids left"),
+            ));
         }
         let id = canister_id_from_index(s.next_index);
         s.next_index += 1;
-        let fees = Fees { node_count: s.info.node_count };
-        self.canisters.insert(id, CanisterState::new(id, subnet, fees, controllers, cycles));
+        let fees = Fees {
+            node_count: s.info.node_count,
+        };
+        self.canisters.insert(
+            id,
+            CanisterState::new(id, subnet, fees, controllers, cycles),
+        );
         Ok(id)
     }
 
     /// Creates a canister with a given id (like PocketIC's `create_canister_with_id`).
-    pub fn create_canister_with_id(&mut self, id: Principal, controllers: Vec<Principal>, cycles: u128) -> Result<Principal, RejectResponse> {
+    pub fn create_canister_with_id(
+        &mut self,
+        id: Principal,
+        controllers: Vec<Principal>,
+        cycles: u128,
+    ) -> Result<Principal, RejectResponse> {
         if self.canisters.contains_key(&id) {
-            return Err(RejectResponse::system(ErrorCode::CanisterRejectedMessage, format!("Canister {id} is already installed.")));
+            return Err(RejectResponse::system(
+                ErrorCode::CanisterRejectedMessage,
+                format!("Canister {id} is already installed."),
+            ));
         }
-        let index = canister_index(&id).ok_or_else(|| RejectResponse::system(ErrorCode::CanisterNotFound, format!("{id} is not a canister id")))?;
+        let index = canister_index(&id).ok_or_else(|| {
+            RejectResponse::system(
+                ErrorCode::CanisterNotFound,
+                format!("{id} is not a canister id"),
+            )
+        })?;
         let subnet = self
             .subnets
             .iter()
-            .find(|s| s.info.canister_ranges.iter().any(|(a, b)| (*a..=*b).contains(&index)))
-            .ok_or_else(|| RejectResponse::system(ErrorCode::SubnetNotFound, format!("No subnet hosts canister id {id}")))?;
-        let fees = Fees { node_count: subnet.info.node_count };
+            .find(|s| {
+                s.info
+                    .canister_ranges
+                    .iter()
+                    .any(|(a, b)| (*a..=*b).contains(&index))
+            })
+            .ok_or_else(|| {
+                RejectResponse::system(
+                    ErrorCode::SubnetNotFound,
+                    format!("No subnet hosts canister id {id}"),
+                )
+            })?;
+        let fees = Fees {
+            node_count: subnet.info.node_count,
+        };
         let subnet = subnet.info.id;
-        self.canisters.insert(id, CanisterState::new(id, subnet, fees, controllers, cycles));
+        self.canisters.insert(
+            id,
+            CanisterState::new(id, subnet, fees, controllers, cycles),
+        );
         Ok(id)
     }
 
@@ -355,7 +431,10 @@ impl Emulator {
     }
 
     pub fn certified_data(&self, canister: Principal) -> Vec<u8> {
-        self.canisters.get(&canister).map(|c| c.certified_data.clone()).unwrap_or_default()
+        self.canisters
+            .get(&canister)
+            .map(|c| c.certified_data.clone())
+            .unwrap_or_default()
     }
 
     /// The module's `icp:public`/`icp:private` metadata section `name`.
@@ -365,26 +444,70 @@ impl Emulator {
     }
 
     pub(crate) fn canister(&self, canister: Principal) -> Result<&CanisterState, RejectResponse> {
-        self.canisters
-            .get(&canister)
-            .ok_or_else(|| RejectResponse::system(ErrorCode::CanisterNotFound, format!("Canister {canister} not found")))
+        self.canisters.get(&canister).ok_or_else(|| {
+            RejectResponse::system(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {canister} not found"),
+            )
+        })
     }
 
     // ----- installing code ------------------------------------------------------------
 
-    pub fn install_canister(&mut self, canister: Principal, wasm: &[u8], arg: Vec<u8>, sender: Option<Principal>) -> Result<(), RejectResponse> {
-        self.install_code(sender.unwrap_or(Principal::anonymous()), canister, wasm, arg, InstallMode::Install)
+    pub fn install_canister(
+        &mut self,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.install_code(
+            sender.unwrap_or(Principal::anonymous()),
+            canister,
+            wasm,
+            arg,
+            InstallMode::Install,
+        )
     }
 
-    pub fn upgrade_canister(&mut self, canister: Principal, wasm: &[u8], arg: Vec<u8>, sender: Option<Principal>) -> Result<(), RejectResponse> {
-        self.install_code(sender.unwrap_or(Principal::anonymous()), canister, wasm, arg, InstallMode::Upgrade)
+    pub fn upgrade_canister(
+        &mut self,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.install_code(
+            sender.unwrap_or(Principal::anonymous()),
+            canister,
+            wasm,
+            arg,
+            InstallMode::Upgrade,
+        )
     }
 
-    pub fn reinstall_canister(&mut self, canister: Principal, wasm: &[u8], arg: Vec<u8>, sender: Option<Principal>) -> Result<(), RejectResponse> {
-        self.install_code(sender.unwrap_or(Principal::anonymous()), canister, wasm, arg, InstallMode::Reinstall)
+    pub fn reinstall_canister(
+        &mut self,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
+        self.install_code(
+            sender.unwrap_or(Principal::anonymous()),
+            canister,
+            wasm,
+            arg,
+            InstallMode::Reinstall,
+        )
     }
 
-    fn check_controller(&self, sender: Principal, canister: Principal, method: &str) -> Result<(), RejectResponse> {
+    fn check_controller(
+        &self,
+        sender: Principal,
+        canister: Principal,
+        method: &str,
+    ) -> Result<(), RejectResponse> {
         let c = self.canister(canister)?;
         if c.controllers.contains(&sender) {
             Ok(())
@@ -398,35 +521,64 @@ impl Emulator {
 
     /// `install_code` with the IC's semantics: atomic (a trap in any hook leaves
     /// the canister exactly as it was), with the controller check.
-    pub fn install_code(&mut self, sender: Principal, canister: Principal, wasm: &[u8], arg: Vec<u8>, mode: InstallMode) -> Result<(), RejectResponse> {
+    pub fn install_code(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        wasm: &[u8],
+        arg: Vec<u8>,
+        mode: InstallMode,
+    ) -> Result<(), RejectResponse> {
         self.check_controller(sender, canister, "install_code")?;
         if arg.len() > MAX_PAYLOAD {
             return Err(RejectResponse::system(
                 ErrorCode::CanisterContractViolation,
-                format!("install_code argument of {} bytes exceeds the limit of {MAX_PAYLOAD} bytes", arg.len()),
+                format!(
+                    "install_code argument of {} bytes exceeds the limit of {MAX_PAYLOAD} bytes",
+                    arg.len()
+                ),
             ));
         }
         let module = wasm::compile(wasm).map_err(|e| {
-            RejectResponse::system(e.error_code, format!("Error from Canister {canister}: Canister's Wasm module is not valid: {}", e.message))
+            RejectResponse::system(
+                e.error_code,
+                format!(
+                    "Error from Canister {canister}: Canister's Wasm module is not valid: {}",
+                    e.message
+                ),
+            )
         })?;
         self.install_module(sender, canister, module, arg, mode)
     }
 
-    pub(crate) fn install_module(&mut self, sender: Principal, canister: Principal, module: CompiledModule, arg: Vec<u8>, mode: InstallMode) -> Result<(), RejectResponse> {
+    pub(crate) fn install_module(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        module: CompiledModule,
+        arg: Vec<u8>,
+        mode: InstallMode,
+    ) -> Result<(), RejectResponse> {
         let time = self.time;
         let root_key = self.root_key.clone();
         let linker = &self.linker;
-        let c = self
-            .canisters
-            .get_mut(&canister)
-            .ok_or_else(|| RejectResponse::system(ErrorCode::CanisterNotFound, format!("Canister {canister} not found")))?;
+        let c = self.canisters.get_mut(&canister).ok_or_else(|| {
+            RejectResponse::system(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {canister} not found"),
+            )
+        })?;
         let fail = |code: ErrorCode, trap: &crate::system_api::TrapKind| {
             RejectResponse::system(code, format!("Error from Canister {canister}: {trap}"))
         };
         let trap_code = |t: &crate::system_api::TrapKind| match t {
             crate::system_api::TrapKind::CalledTrap(_) => ErrorCode::CanisterCalledTrap,
-            crate::system_api::TrapKind::ContractViolation(_) => ErrorCode::CanisterContractViolation,
-            crate::system_api::TrapKind::InstructionLimit(_) => ErrorCode::CanisterInstructionLimitExceeded,
+            crate::system_api::TrapKind::ContractViolation(_) => {
+                ErrorCode::CanisterContractViolation
+            }
+            crate::system_api::TrapKind::InstructionLimit(_) => {
+                ErrorCode::CanisterInstructionLimitExceeded
+            }
             _ => ErrorCode::CanisterTrapped,
         };
         let fees = c.fees;
@@ -438,7 +590,9 @@ impl Emulator {
             InstallMode::Install if c.runtime.is_some() => {
                 return Err(RejectResponse::system(
                     ErrorCode::CanisterNonEmpty,
-                    format!("Canister {canister} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead."),
+                    format!(
+                        "Canister {canister} cannot be installed because the canister is not empty. Try installing with mode='reinstall' instead."
+                    ),
                 ));
             }
             InstallMode::Install | InstallMode::Reinstall => StableMemory::default(),
@@ -446,22 +600,47 @@ impl Emulator {
                 let Some(rt) = c.runtime.as_mut() else {
                     return Err(RejectResponse::system(
                         ErrorCode::CanisterWasmModuleNotFound,
-                        format!("Error from Canister {canister}: Attempted to execute a message, but the canister contains no Wasm module."),
+                        format!(
+                            "Error from Canister {canister}: Attempted to execute a message, but the canister contains no Wasm module."
+                        ),
                     ));
                 };
                 // Keep the old instance exactly as it is, for a failed upgrade.
                 checkpoint = Some(canister::checkpoint(rt));
                 if rt.module.exports.pre_upgrade {
-                    let mut exec = c_exec(c.id, c.subnet, fees, &c.controllers, c.cycles, c.version, c.global_timer, c.status_code(), time, &root_key, Ctx::PreUpgrade, INSTALL_INSTRUCTION_LIMIT);
+                    let mut exec = c_exec(
+                        c.id,
+                        c.subnet,
+                        fees,
+                        &c.controllers,
+                        c.cycles,
+                        c.version,
+                        c.global_timer,
+                        c.status_code(),
+                        time,
+                        &root_key,
+                        Ctx::PreUpgrade,
+                        INSTALL_INSTRUCTION_LIMIT,
+                    );
                     exec.caller = sender;
-                    let rt = c.runtime.as_mut().ok_or_else(|| RejectResponse::system(ErrorCode::CanisterWasmModuleNotFound, "no module"))?;
-                    let outcome = canister::execute(rt, &Entry::Export("canister_pre_upgrade".into()), exec, false);
+                    let rt = c.runtime.as_mut().ok_or_else(|| {
+                        RejectResponse::system(ErrorCode::CanisterWasmModuleNotFound, "no module")
+                    })?;
+                    let outcome = canister::execute(
+                        rt,
+                        &Entry::Export("canister_pre_upgrade".into()),
+                        exec,
+                        false,
+                    );
                     total_instructions += outcome.instructions;
                     if let Some(t) = &outcome.trap {
                         return Err(fail(trap_code(t), t));
                     }
                 }
-                c.runtime.as_ref().map(|rt| rt.store.data().stable.clone()).unwrap_or_default()
+                c.runtime
+                    .as_ref()
+                    .map(|rt| rt.store.data().stable.clone())
+                    .unwrap_or_default()
             }
         };
         let restore = |c: &mut CanisterState, checkpoint: Option<canister::Checkpoint>| {
@@ -471,29 +650,66 @@ impl Emulator {
         };
 
         let version = c.version + 1;
-        let new_code_version = if mode == InstallMode::Upgrade { c.code_version } else { c.code_version + 1 };
-        let mut exec = c_exec(c.id, c.subnet, fees, &c.controllers, c.cycles, version, 0, c.status_code(), time, &root_key, Ctx::Start, INSTALL_INSTRUCTION_LIMIT);
-        exec.caller = sender;
-        let (mut rt, start_instructions) = match canister::instantiate(linker, module.clone(), stable, exec) {
-            Ok(x) => x,
-            Err((t, _)) => {
-                restore(c, checkpoint);
-                return Err(fail(trap_code(&t), &t));
-            }
+        let new_code_version = if mode == InstallMode::Upgrade {
+            c.code_version
+        } else {
+            c.code_version + 1
         };
+        let mut exec = c_exec(
+            c.id,
+            c.subnet,
+            fees,
+            &c.controllers,
+            c.cycles,
+            version,
+            0,
+            c.status_code(),
+            time,
+            &root_key,
+            Ctx::Start,
+            INSTALL_INSTRUCTION_LIMIT,
+        );
+        exec.caller = sender;
+        let (mut rt, start_instructions) =
+            match canister::instantiate(linker, module.clone(), stable, exec) {
+                Ok(x) => x,
+                Err((t, _)) => {
+                    restore(c, checkpoint);
+                    return Err(fail(trap_code(&t), &t));
+                }
+            };
         total_instructions += start_instructions;
         let hook = match mode {
             InstallMode::Upgrade if module.exports.post_upgrade => Some("canister_post_upgrade"),
-            InstallMode::Install | InstallMode::Reinstall if module.exports.init => Some("canister_init"),
+            InstallMode::Install | InstallMode::Reinstall if module.exports.init => {
+                Some("canister_init")
+            }
             _ => None,
         };
-        let mut exec = c_exec(c.id, c.subnet, fees, &c.controllers, c.cycles, version, 0, c.status_code(), time, &root_key, Ctx::Init, INSTALL_INSTRUCTION_LIMIT);
+        let mut exec = c_exec(
+            c.id,
+            c.subnet,
+            fees,
+            &c.controllers,
+            c.cycles,
+            version,
+            0,
+            c.status_code(),
+            time,
+            &root_key,
+            Ctx::Init,
+            INSTALL_INSTRUCTION_LIMIT,
+        );
         exec.caller = sender;
         exec.arg = arg;
         exec.certified_data = None;
         let outcome = match hook {
             Some(name) => canister::execute(&mut rt, &Entry::Export(name.into()), exec, false),
-            None => Outcome { exec, instructions: 0, trap: None },
+            None => Outcome {
+                exec,
+                instructions: 0,
+                trap: None,
+            },
         };
         total_instructions += outcome.instructions;
         if let Some(t) = &outcome.trap {
@@ -528,7 +744,11 @@ impl Emulator {
     }
 
     /// Removes the module, heap and stable memory; open calls are rejected.
-    pub fn uninstall_code(&mut self, sender: Principal, canister: Principal) -> Result<(), RejectResponse> {
+    pub fn uninstall_code(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+    ) -> Result<(), RejectResponse> {
         self.check_controller(sender, canister, "uninstall_code")?;
         if let Some(c) = self.canisters.get_mut(&canister) {
             c.runtime = None;
@@ -549,9 +769,19 @@ impl Emulator {
             .map(|(id, _)| *id)
             .collect();
         for id in ids {
-            if let Some(ctx) = self.contexts.remove(&id) {
-                if !ctx.replied {
-                    self.respond(ctx.origin, Err(RejectResponse::canister(RejectCode::CanisterReject, message)), ctx.cycles_available, canister);
+            if let Some(ctx) = self.contexts.remove(&id)
+                && !ctx.replied
+            {
+                {
+                    self.respond(
+                        ctx.origin,
+                        Err(RejectResponse::canister(
+                            RejectCode::CanisterReject,
+                            message,
+                        )),
+                        ctx.cycles_available,
+                        canister,
+                    );
                 }
             }
         }
@@ -559,7 +789,11 @@ impl Emulator {
         self.maybe_stopped(canister);
     }
 
-    pub fn stop_canister(&mut self, canister: Principal, sender: Option<Principal>) -> Result<(), RejectResponse> {
+    pub fn stop_canister(
+        &mut self,
+        canister: Principal,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
         let sender = sender.unwrap_or(Principal::anonymous());
         self.check_controller(sender, canister, "stop_canister")?;
         let id = MessageId(self.next_id);
@@ -575,7 +809,12 @@ impl Emulator {
         };
         match c.status {
             CanisterRunStatus::Stopped => {
-                self.respond(origin, Ok(candid::encode_one(()).unwrap_or_default()), 0, canister);
+                self.respond(
+                    origin,
+                    Ok(candid::encode_one(()).unwrap_or_default()),
+                    0,
+                    canister,
+                );
             }
             _ => {
                 c.status = CanisterRunStatus::Stopping;
@@ -586,19 +825,31 @@ impl Emulator {
     }
 
     fn maybe_stopped(&mut self, canister: Principal) {
-        let stopping = self.canisters.get(&canister).is_some_and(|c| c.status == CanisterRunStatus::Stopping);
+        let stopping = self
+            .canisters
+            .get(&canister)
+            .is_some_and(|c| c.status == CanisterRunStatus::Stopping);
         let open = self.contexts.values().any(|ctx| ctx.canister == canister);
         if stopping && !open {
             if let Some(c) = self.canisters.get_mut(&canister) {
                 c.status = CanisterRunStatus::Stopped;
             }
             for origin in self.stop_waiters.remove(&canister).unwrap_or_default() {
-                self.respond(origin, Ok(candid::encode_one(()).unwrap_or_default()), 0, Principal::management_canister());
+                self.respond(
+                    origin,
+                    Ok(candid::encode_one(()).unwrap_or_default()),
+                    0,
+                    Principal::management_canister(),
+                );
             }
         }
     }
 
-    pub fn start_canister(&mut self, canister: Principal, sender: Option<Principal>) -> Result<(), RejectResponse> {
+    pub fn start_canister(
+        &mut self,
+        canister: Principal,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
         let sender = sender.unwrap_or(Principal::anonymous());
         self.check_controller(sender, canister, "start_canister")?;
         self.start(canister);
@@ -612,14 +863,21 @@ impl Emulator {
         for origin in self.stop_waiters.remove(&canister).unwrap_or_default() {
             self.respond(
                 origin,
-                Err(RejectResponse::system(ErrorCode::CanisterStoppingCancelled, format!("Canister {canister} has been restarted."))),
+                Err(RejectResponse::system(
+                    ErrorCode::CanisterStoppingCancelled,
+                    format!("Canister {canister} has been restarted."),
+                )),
                 0,
                 Principal::management_canister(),
             );
         }
     }
 
-    pub fn delete_canister(&mut self, canister: Principal, sender: Option<Principal>) -> Result<(), RejectResponse> {
+    pub fn delete_canister(
+        &mut self,
+        canister: Principal,
+        sender: Option<Principal>,
+    ) -> Result<(), RejectResponse> {
         let sender = sender.unwrap_or(Principal::anonymous());
         self.check_controller(sender, canister, "delete_canister")?;
         self.delete(canister)
@@ -628,13 +886,21 @@ impl Emulator {
     pub(crate) fn delete(&mut self, canister: Principal) -> Result<(), RejectResponse> {
         let c = self.canister(canister)?;
         if c.status != CanisterRunStatus::Stopped {
-            return Err(RejectResponse::system(ErrorCode::CanisterNotStopped, format!("Canister {canister} must be stopped before it is deleted.")));
+            return Err(RejectResponse::system(
+                ErrorCode::CanisterNotStopped,
+                format!("Canister {canister} must be stopped before it is deleted."),
+            ));
         }
         self.canisters.remove(&canister);
         Ok(())
     }
 
-    pub fn set_controllers(&mut self, canister: Principal, sender: Option<Principal>, controllers: Vec<Principal>) -> Result<(), RejectResponse> {
+    pub fn set_controllers(
+        &mut self,
+        canister: Principal,
+        sender: Option<Principal>,
+        controllers: Vec<Principal>,
+    ) -> Result<(), RejectResponse> {
         let sender = sender.unwrap_or(Principal::anonymous());
         self.check_controller(sender, canister, "update_settings")?;
         if let Some(c) = self.canisters.get_mut(&canister) {
@@ -659,11 +925,20 @@ impl Emulator {
     // ----- calls ------------------------------------------------------------------------
 
     /// Submits an ingress update call without executing it.
-    pub fn submit_call(&mut self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<MessageId, RejectResponse> {
+    pub fn submit_call(
+        &mut self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<MessageId, RejectResponse> {
         if arg.len() + method.len() > MAX_PAYLOAD {
             return Err(RejectResponse::system(
                 ErrorCode::CanisterContractViolation,
-                format!("Request of {} bytes exceeds the ingress message limit of {MAX_PAYLOAD} bytes", arg.len() + method.len()),
+                format!(
+                    "Request of {} bytes exceeds the ingress message limit of {MAX_PAYLOAD} bytes",
+                    arg.len() + method.len()
+                ),
             ));
         }
         if canister != Principal::management_canister() {
@@ -672,58 +947,111 @@ impl Emulator {
         let id = MessageId(self.next_id);
         self.next_id += 1;
         self.ingress.insert(id, IngressStatus::Processing);
-        self.enqueue(sender, canister, Msg::Request {
-            origin: Origin::Ingress(id),
-            caller: sender,
-            callee: canister,
-            method: method.to_string(),
-            arg,
-            cycles: 0,
-            deadline: 0,
-        });
+        self.enqueue(
+            sender,
+            canister,
+            Msg::Request {
+                origin: Origin::Ingress(id),
+                caller: sender,
+                callee: canister,
+                method: method.to_string(),
+                arg,
+                cycles: 0,
+                deadline: 0,
+            },
+        );
         Ok(id)
     }
 
-    fn check_ingress(&mut self, canister: Principal, sender: Principal, method: &str, arg: &[u8]) -> Result<(), RejectResponse> {
+    fn check_ingress(
+        &mut self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: &[u8],
+    ) -> Result<(), RejectResponse> {
         let c = self.canister(canister)?;
         match c.status {
             CanisterRunStatus::Running => {}
-            CanisterRunStatus::Stopping => return Err(RejectResponse::system(ErrorCode::CanisterStopping, format!("Canister {canister} is stopping"))),
-            CanisterRunStatus::Stopped => return Err(RejectResponse::system(ErrorCode::CanisterStopped, format!("Canister {canister} is stopped"))),
+            CanisterRunStatus::Stopping => {
+                return Err(RejectResponse::system(
+                    ErrorCode::CanisterStopping,
+                    format!("Canister {canister} is stopping"),
+                ));
+            }
+            CanisterRunStatus::Stopped => {
+                return Err(RejectResponse::system(
+                    ErrorCode::CanisterStopped,
+                    format!("Canister {canister} is stopped"),
+                ));
+            }
         }
         let Some(rt) = c.runtime.as_ref() else {
             return Err(RejectResponse::system(
                 ErrorCode::CanisterWasmModuleNotFound,
-                format!("Error from Canister {canister}: Attempted to execute a message, but the canister contains no Wasm module."),
+                format!(
+                    "Error from Canister {canister}: Attempted to execute a message, but the canister contains no Wasm module."
+                ),
             ));
         };
         let exports = &rt.module.exports;
         if exports.composite_queries.contains(method) {
-            return Err(RejectResponse::system(ErrorCode::CompositeQueryCalledInReplicatedMode, "Composite query cannot be called in replicated mode"));
+            return Err(RejectResponse::system(
+                ErrorCode::CompositeQueryCalledInReplicatedMode,
+                "Composite query cannot be called in replicated mode",
+            ));
         }
         if !exports.updates.contains(method) && !exports.queries.contains(method) {
-            return Err(RejectResponse::system(ErrorCode::CanisterMethodNotFound, format!("Error from Canister {canister}: Canister has no update method '{method}'.")));
+            return Err(RejectResponse::system(
+                ErrorCode::CanisterMethodNotFound,
+                format!(
+                    "Error from Canister {canister}: Canister has no update method '{method}'."
+                ),
+            ));
         }
         let induction = c.fees.ingress_induction(method.len() + arg.len());
         if c.cycles < c.freezing_limit() + induction {
-            return Err(out_of_cycles(canister, c.cycles, c.freezing_limit() + induction));
+            return Err(out_of_cycles(
+                canister,
+                c.cycles,
+                c.freezing_limit() + induction,
+            ));
         }
         let inspect = exports.inspect_message;
         if inspect {
-            let mut exec = c.exec(Ctx::InspectMessage, self.time, &self.root_key, INSPECT_INSTRUCTION_LIMIT);
+            let mut exec = c.exec(
+                Ctx::InspectMessage,
+                self.time,
+                &self.root_key,
+                INSPECT_INSTRUCTION_LIMIT,
+            );
             exec.caller = sender;
             exec.method = method.to_string();
             exec.arg = arg.to_vec();
-            let c = self.canisters.get_mut(&canister).ok_or_else(|| RejectResponse::system(ErrorCode::CanisterNotFound, "gone"))?;
+            let c = self
+                .canisters
+                .get_mut(&canister)
+                .ok_or_else(|| RejectResponse::system(ErrorCode::CanisterNotFound, "gone"))?;
             let Some(rt) = c.runtime.as_mut() else {
-                return Err(RejectResponse::system(ErrorCode::CanisterWasmModuleNotFound, "no module"));
+                return Err(RejectResponse::system(
+                    ErrorCode::CanisterWasmModuleNotFound,
+                    "no module",
+                ));
             };
-            let outcome = canister::execute(rt, &Entry::Export("canister_inspect_message".into()), exec, true);
+            let outcome = canister::execute(
+                rt,
+                &Entry::Export("canister_inspect_message".into()),
+                exec,
+                true,
+            );
             if let Some(t) = outcome.trap {
                 return Err(trap_reject(canister, &t));
             }
             if !outcome.exec.accepted_message {
-                return Err(RejectResponse::system(ErrorCode::CanisterRejectedMessage, format!("Canister {canister} rejected the message")));
+                return Err(RejectResponse::system(
+                    ErrorCode::CanisterRejectedMessage,
+                    format!("Canister {canister} rejected the message"),
+                ));
             }
         }
         if let Some(c) = self.canisters.get_mut(&canister) {
@@ -738,17 +1066,27 @@ impl Emulator {
             match self.ingress.get(&id) {
                 Some(IngressStatus::Done(result)) => return result.clone(),
                 Some(IngressStatus::Processing) => {}
-                None => return Err(RejectResponse::system(ErrorCode::IngressMessageTimeout, format!("unknown message {id:?}"))),
+                None => {
+                    return Err(RejectResponse::system(
+                        ErrorCode::IngressMessageTimeout,
+                        format!("unknown message {id:?}"),
+                    ));
+                }
             }
             if !self.tick() {
                 // Nothing can make progress without time passing.
                 return Err(RejectResponse::system(
                     ErrorCode::IngressMessageTimeout,
-                    format!("message {id:?} is still being processed and the emulator is idle (advance time or release held messages)"),
+                    format!(
+                        "message {id:?} is still being processed and the emulator is idle (advance time or release held messages)"
+                    ),
                 ));
             }
         }
-        Err(RejectResponse::system(ErrorCode::IngressMessageTimeout, format!("message {id:?} did not complete within {MAX_ROUNDS} rounds")))
+        Err(RejectResponse::system(
+            ErrorCode::IngressMessageTimeout,
+            format!("message {id:?} did not complete within {MAX_ROUNDS} rounds"),
+        ))
     }
 
     /// The status of an ingress message: `None` while it is processing.
@@ -759,30 +1097,53 @@ impl Emulator {
         }
     }
 
-    pub fn update_call(&mut self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+    pub fn update_call(
+        &mut self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
         let id = self.submit_call(canister, sender, method, arg)?;
         self.await_call(id)
     }
 
     /// A non-replicated query: the state is never changed, and the canister can
     /// read a certificate of its certified data.
-    pub fn query_call(&mut self, canister: Principal, sender: Principal, method: &str, arg: Vec<u8>) -> Result<Vec<u8>, RejectResponse> {
+    pub fn query_call(
+        &mut self,
+        canister: Principal,
+        sender: Principal,
+        method: &str,
+        arg: Vec<u8>,
+    ) -> Result<Vec<u8>, RejectResponse> {
         let c = self.canister(canister)?;
         if c.status != CanisterRunStatus::Running {
-            return Err(RejectResponse::system(ErrorCode::CanisterStopped, format!("Canister {canister} is stopped")));
+            return Err(RejectResponse::system(
+                ErrorCode::CanisterStopped,
+                format!("Canister {canister} is stopped"),
+            ));
         }
         let Some(rt) = c.runtime.as_ref() else {
             return Err(RejectResponse::system(
                 ErrorCode::CanisterWasmModuleNotFound,
-                format!("Error from Canister {canister}: Attempted to execute a message, but the canister contains no Wasm module."),
+                format!(
+                    "Error from Canister {canister}: Attempted to execute a message, but the canister contains no Wasm module."
+                ),
             ));
         };
         let (entry, ctx) = if rt.module.exports.queries.contains(method) {
             (format!("canister_query {method}"), Ctx::NonReplicatedQuery)
         } else if rt.module.exports.composite_queries.contains(method) {
-            (format!("canister_composite_query {method}"), Ctx::CompositeQuery)
+            (
+                format!("canister_composite_query {method}"),
+                Ctx::CompositeQuery,
+            )
         } else {
-            return Err(RejectResponse::system(ErrorCode::CanisterMethodNotFound, format!("Error from Canister {canister}: Canister has no query method '{method}'.")));
+            return Err(RejectResponse::system(
+                ErrorCode::CanisterMethodNotFound,
+                format!("Error from Canister {canister}: Canister has no query method '{method}'."),
+            ));
         };
         if ctx == Ctx::CompositeQuery {
             let mut checkpoints = BTreeMap::new();
@@ -803,17 +1164,33 @@ impl Emulator {
         exec.arg = arg;
         exec.can_respond = true;
         exec.data_certificate = Some(certificate);
-        let c = self.canisters.get_mut(&canister).ok_or_else(|| RejectResponse::system(ErrorCode::CanisterNotFound, "gone"))?;
-        let rt = c.runtime.as_mut().ok_or_else(|| RejectResponse::system(ErrorCode::CanisterWasmModuleNotFound, "no module"))?;
+        let c = self
+            .canisters
+            .get_mut(&canister)
+            .ok_or_else(|| RejectResponse::system(ErrorCode::CanisterNotFound, "gone"))?;
+        let rt = c.runtime.as_mut().ok_or_else(|| {
+            RejectResponse::system(ErrorCode::CanisterWasmModuleNotFound, "no module")
+        })?;
         let outcome = canister::execute(rt, &Entry::Export(entry.clone()), exec, true);
-        self.executions.push(ExecutionRecord { canister, entry, instructions: outcome.instructions, trapped: outcome.trap.as_ref().map(|t| t.to_string()) });
+        self.executions.push(ExecutionRecord {
+            canister,
+            entry,
+            instructions: outcome.instructions,
+            trapped: outcome.trap.as_ref().map(|t| t.to_string()),
+        });
         if let Some(t) = outcome.trap {
             return Err(trap_reject(canister, &t));
         }
         match outcome.exec.response {
             Some(ExecResponse::Reply(bytes)) => Ok(bytes),
-            Some(ExecResponse::Reject(message)) => Err(RejectResponse::canister(RejectCode::CanisterReject, message)),
-            None => Err(RejectResponse::system(ErrorCode::CanisterDidNotReply, format!("Error from Canister {canister}: Canister did not reply to the call"))),
+            Some(ExecResponse::Reject(message)) => Err(RejectResponse::canister(
+                RejectCode::CanisterReject,
+                message,
+            )),
+            None => Err(RejectResponse::system(
+                ErrorCode::CanisterDidNotReply,
+                format!("Error from Canister {canister}: Canister did not reply to the call"),
+            )),
         }
     }
 
@@ -831,14 +1208,26 @@ impl Emulator {
     ) -> Result<Vec<u8>, RejectResponse> {
         const MAX_DEPTH: usize = 6;
         if depth > MAX_DEPTH {
-            return Err(RejectResponse::system(ErrorCode::QueryCallGraphTooDeep, "Composite query call graph went too deep"));
+            return Err(RejectResponse::system(
+                ErrorCode::QueryCallGraphTooDeep,
+                "Composite query call graph went too deep",
+            ));
         }
-        if depth > 0 && checkpoints.contains_key(&canister) && self.composite_stack.contains(&canister) {
-            return Err(RejectResponse::system(ErrorCode::QueryCallGraphLoopDetected, "Loop detected in the composite query call graph"));
+        if depth > 0
+            && checkpoints.contains_key(&canister)
+            && self.composite_stack.contains(&canister)
+        {
+            return Err(RejectResponse::system(
+                ErrorCode::QueryCallGraphLoopDetected,
+                "Loop detected in the composite query call graph",
+            ));
         }
         let c = self.canister(canister)?;
         if c.status != CanisterRunStatus::Running {
-            return Err(RejectResponse::system(ErrorCode::CanisterStopped, format!("Canister {canister} is stopped")));
+            return Err(RejectResponse::system(
+                ErrorCode::CanisterStopped,
+                format!("Canister {canister} is stopped"),
+            ));
         }
         let rt = c.runtime.as_ref().ok_or_else(|| {
             RejectResponse::system(
@@ -849,9 +1238,15 @@ impl Emulator {
         let (entry, ctx) = if rt.module.exports.queries.contains(method) {
             (format!("canister_query {method}"), Ctx::NonReplicatedQuery)
         } else if rt.module.exports.composite_queries.contains(method) {
-            (format!("canister_composite_query {method}"), Ctx::CompositeQuery)
+            (
+                format!("canister_composite_query {method}"),
+                Ctx::CompositeQuery,
+            )
         } else {
-            return Err(RejectResponse::system(ErrorCode::CanisterMethodNotFound, format!("Error from Canister {canister}: Canister has no query method '{method}'.")));
+            return Err(RejectResponse::system(
+                ErrorCode::CanisterMethodNotFound,
+                format!("Error from Canister {canister}: Canister has no query method '{method}'."),
+            ));
         };
         let certificate = (depth == 0).then(|| self.lazy_certificate(canister));
         let subnet = c.subnet;
@@ -862,12 +1257,18 @@ impl Emulator {
         exec.can_respond = true;
         exec.data_certificate = certificate;
         let rt = self.runtime_mut(canister)?;
-        if !checkpoints.contains_key(&canister) {
-            let checkpoint = canister::checkpoint(rt);
-            checkpoints.insert(canister, checkpoint);
-        }
+        checkpoints
+            .entry(canister)
+            .or_insert_with(|| canister::checkpoint(rt));
         self.composite_stack.push(canister);
-        let result = self.composite_run(canister, subnet, Entry::Export(entry), exec, depth, checkpoints);
+        let result = self.composite_run(
+            canister,
+            subnet,
+            Entry::Export(entry),
+            exec,
+            depth,
+            checkpoints,
+        );
         self.composite_stack.pop();
         result
     }
@@ -883,7 +1284,12 @@ impl Emulator {
     ) -> Result<Vec<u8>, RejectResponse> {
         let rt = self.runtime_mut(canister)?;
         let outcome = canister::execute(rt, &entry, exec, false);
-        self.executions.push(ExecutionRecord { canister, entry: entry.label(), instructions: outcome.instructions, trapped: outcome.trap.as_ref().map(|t| t.to_string()) });
+        self.executions.push(ExecutionRecord {
+            canister,
+            entry: entry.label(),
+            instructions: outcome.instructions,
+            trapped: outcome.trap.as_ref().map(|t| t.to_string()),
+        });
         if let Some(t) = outcome.trap {
             return Err(trap_reject(canister, &t));
         }
@@ -891,11 +1297,27 @@ impl Emulator {
         let mut pending: std::collections::VecDeque<PendingCall> = outcome.exec.calls.into();
         let mut failure = None;
         while let Some(call) = pending.pop_front() {
-            let same_subnet = self.canisters.get(&call.callee).is_some_and(|c| c.subnet == subnet);
+            let same_subnet = self
+                .canisters
+                .get(&call.callee)
+                .is_some_and(|c| c.subnet == subnet);
             let result = if same_subnet {
-                self.composite(call.callee, canister, &call.method, call.arg, depth + 1, checkpoints)
+                self.composite(
+                    call.callee,
+                    canister,
+                    &call.method,
+                    call.arg,
+                    depth + 1,
+                    checkpoints,
+                )
             } else {
-                Err(RejectResponse::system(ErrorCode::CanisterContractViolation, format!("Composite query cannot be used to call canister {} on another subnet", call.callee)))
+                Err(RejectResponse::system(
+                    ErrorCode::CanisterContractViolation,
+                    format!(
+                        "Composite query cannot be used to call canister {} on another subnet",
+                        call.callee
+                    ),
+                ))
             };
             let c = self.canister(canister)?;
             let (fun, env, ctx) = match &result {
@@ -910,16 +1332,39 @@ impl Emulator {
                 Err(r) => exec.reject = Some((r.reject_code as u32, r.reject_message)),
             }
             let rt = self.runtime_mut(canister)?;
-            let label = if ctx == Ctx::CompositeReply { "composite reply callback" } else { "composite reject callback" };
+            let label = if ctx == Ctx::CompositeReply {
+                "composite reply callback"
+            } else {
+                "composite reject callback"
+            };
             let outcome = canister::execute(rt, &Entry::Callback { fun, env, label }, exec, false);
-            self.executions.push(ExecutionRecord { canister, entry: label.into(), instructions: outcome.instructions, trapped: outcome.trap.as_ref().map(|t| t.to_string()) });
+            self.executions.push(ExecutionRecord {
+                canister,
+                entry: label.into(),
+                instructions: outcome.instructions,
+                trapped: outcome.trap.as_ref().map(|t| t.to_string()),
+            });
             match outcome.trap {
                 Some(t) => {
                     if let Some((fun, env)) = call.cleanup {
                         let c = self.canister(canister)?;
-                        let exec = c.exec(Ctx::CompositeCleanup, self.time, &self.root_key, QUERY_INSTRUCTION_LIMIT);
+                        let exec = c.exec(
+                            Ctx::CompositeCleanup,
+                            self.time,
+                            &self.root_key,
+                            QUERY_INSTRUCTION_LIMIT,
+                        );
                         let rt = self.runtime_mut(canister)?;
-                        let _ = canister::execute(rt, &Entry::Callback { fun, env, label: "composite cleanup callback" }, exec, false);
+                        let _ = canister::execute(
+                            rt,
+                            &Entry::Callback {
+                                fun,
+                                env,
+                                label: "composite cleanup callback",
+                            },
+                            exec,
+                            false,
+                        );
                     }
                     failure = Some(trap_reject(canister, &t));
                 }
@@ -933,23 +1378,41 @@ impl Emulator {
         }
         match response {
             Some(ExecResponse::Reply(bytes)) => Ok(bytes),
-            Some(ExecResponse::Reject(message)) => Err(RejectResponse::canister(RejectCode::CanisterReject, message)),
-            None => Err(failure.unwrap_or_else(|| RejectResponse::system(ErrorCode::CanisterDidNotReply, format!("Error from Canister {canister}: Canister did not reply to the call")))),
+            Some(ExecResponse::Reject(message)) => Err(RejectResponse::canister(
+                RejectCode::CanisterReject,
+                message,
+            )),
+            None => Err(failure.unwrap_or_else(|| {
+                RejectResponse::system(
+                    ErrorCode::CanisterDidNotReply,
+                    format!("Error from Canister {canister}: Canister did not reply to the call"),
+                )
+            })),
         }
     }
 
-    fn runtime_mut(&mut self, canister: Principal) -> Result<&mut canister::Runtime, RejectResponse> {
+    fn runtime_mut(
+        &mut self,
+        canister: Principal,
+    ) -> Result<&mut canister::Runtime, RejectResponse> {
         self.canisters
             .get_mut(&canister)
             .and_then(|c| c.runtime.as_mut())
-            .ok_or_else(|| RejectResponse::system(ErrorCode::CanisterWasmModuleNotFound, format!("Canister {canister} has no Wasm module")))
+            .ok_or_else(|| {
+                RejectResponse::system(
+                    ErrorCode::CanisterWasmModuleNotFound,
+                    format!("Canister {canister} has no Wasm module"),
+                )
+            })
     }
 
     fn lazy_certificate(&self, canister: Principal) -> crate::system_api::DataCertificate {
         let keys = self.keys.clone();
         let c = self.canisters.get(&canister);
         let data = c.map(|c| c.certified_data.clone()).unwrap_or_default();
-        let signer = c.and_then(|c| self.subnets.iter().find(|s| s.info.id == c.subnet)).map(|s| s.signer.clone());
+        let signer = c
+            .and_then(|c| self.subnets.iter().find(|s| s.info.id == c.subnet))
+            .map(|s| s.signer.clone());
         let time = self.time;
         crate::system_api::DataCertificate::new(move || match &signer {
             Some(signer) => keys
@@ -969,7 +1432,12 @@ impl Emulator {
             return Vec::new();
         };
         self.keys
-            .certificate(&subnet.signer, self.time, canister.as_slice(), &c.certified_data)
+            .certificate(
+                &subnet.signer,
+                self.time,
+                canister.as_slice(),
+                &c.certified_data,
+            )
             .unwrap_or_else(|e| panic!("BUG: certificate for {canister} failed: {e}"))
     }
 
@@ -1042,7 +1510,14 @@ impl Emulator {
                 // The timer is deactivated when it fires.
                 c.global_timer = 0;
             }
-            self.enqueue(*id, *id, Msg::Task { canister: *id, entry });
+            self.enqueue(
+                *id,
+                *id,
+                Msg::Task {
+                    canister: *id,
+                    entry,
+                },
+            );
         }
         !due.is_empty()
     }
@@ -1056,14 +1531,20 @@ impl Emulator {
             .map(|(id, _)| *id)
             .collect();
         for id in &expired {
-            let Some(cb) = self.callbacks.get_mut(id) else { continue };
+            let Some(cb) = self.callbacks.get_mut(id) else {
+                continue;
+            };
             cb.timed_out = true;
             let canister = cb.canister;
             // The late response (if any) will be dropped; this one takes its place.
             self.queue.push(Envelope {
                 src: canister,
                 dst: canister,
-                msg: Msg::Response { callback: *id, result: Err((RejectCode::SysUnknown, "Timeout expired".into())), refund: 0 },
+                msg: Msg::Response {
+                    callback: *id,
+                    result: Err((RejectCode::SysUnknown, "Timeout expired".into())),
+                    refund: 0,
+                },
             });
         }
         !expired.is_empty()
@@ -1107,34 +1588,71 @@ impl Emulator {
 
     fn deliver(&mut self, envelope: Envelope) {
         match envelope.msg {
-            Msg::Request { origin, caller, callee, method, arg, cycles, deadline } => {
+            Msg::Request {
+                origin,
+                caller,
+                callee,
+                method,
+                arg,
+                cycles,
+                deadline,
+            } => {
                 if callee == Principal::management_canister() {
-                    crate::management::handle(self, origin, caller, &method, &arg, cycles, deadline);
+                    crate::management::handle(
+                        self, origin, caller, &method, &arg, cycles, deadline,
+                    );
                 } else {
                     self.deliver_request(origin, caller, callee, method, arg, cycles, deadline);
                 }
             }
-            Msg::Response { callback, result, refund } => self.deliver_response(callback, result, refund),
+            Msg::Response {
+                callback,
+                result,
+                refund,
+            } => self.deliver_response(callback, result, refund),
             Msg::Task { canister, entry } => self.run_task(canister, entry),
         }
     }
 
     /// Sends the answer of a call context to whoever is waiting for it.
-    pub(crate) fn respond(&mut self, origin: Origin, result: Result<Vec<u8>, RejectResponse>, refund: u128, from: Principal) {
+    pub(crate) fn respond(
+        &mut self,
+        origin: Origin,
+        result: Result<Vec<u8>, RejectResponse>,
+        refund: u128,
+        from: Principal,
+    ) {
         match origin {
             Origin::Ingress(id) => {
                 self.ingress.insert(id, IngressStatus::Done(result));
             }
             Origin::Canister { caller, callback } => {
                 let result = result.map_err(|r| (r.reject_code, r.reject_message));
-                self.enqueue(from, caller, Msg::Response { callback, result, refund });
+                self.enqueue(
+                    from,
+                    caller,
+                    Msg::Response {
+                        callback,
+                        result,
+                        refund,
+                    },
+                );
             }
             Origin::System => {}
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn deliver_request(&mut self, origin: Origin, caller: Principal, callee: Principal, method: String, arg: Vec<u8>, cycles: u128, deadline: u64) {
+    fn deliver_request(
+        &mut self,
+        origin: Origin,
+        caller: Principal,
+        callee: Principal,
+        method: String,
+        arg: Vec<u8>,
+        cycles: u128,
+        deadline: u64,
+    ) {
         if deadline != 0 && self.time > deadline {
             // An expired bounded-wait request is dropped; the caller's
             // callback times out with SYS_UNKNOWN.
@@ -1142,20 +1660,41 @@ impl Emulator {
         }
         let reject = |code: ErrorCode, message: String| Err(RejectResponse::system(code, message));
         let checked: Result<(String, Ctx), RejectResponse> = match self.canisters.get(&callee) {
-            None => reject(ErrorCode::CanisterNotFound, format!("Canister {callee} not found")),
-            Some(c) if c.status == CanisterRunStatus::Stopped => reject(ErrorCode::CanisterStopped, format!("Canister {callee} is stopped")),
-            Some(c) if c.status == CanisterRunStatus::Stopping => reject(ErrorCode::CanisterStopping, format!("Canister {callee} is stopping")),
+            None => reject(
+                ErrorCode::CanisterNotFound,
+                format!("Canister {callee} not found"),
+            ),
+            Some(c) if c.status == CanisterRunStatus::Stopped => reject(
+                ErrorCode::CanisterStopped,
+                format!("Canister {callee} is stopped"),
+            ),
+            Some(c) if c.status == CanisterRunStatus::Stopping => reject(
+                ErrorCode::CanisterStopping,
+                format!("Canister {callee} is stopping"),
+            ),
             Some(c) => match c.runtime.as_ref() {
                 None => reject(
                     ErrorCode::CanisterWasmModuleNotFound,
-                    format!("Error from Canister {callee}: Attempted to execute a message, but the canister contains no Wasm module."),
+                    format!(
+                        "Error from Canister {callee}: Attempted to execute a message, but the canister contains no Wasm module."
+                    ),
                 ),
-                Some(rt) if rt.module.exports.updates.contains(&method) => Ok((format!("canister_update {method}"), Ctx::Update)),
-                Some(rt) if rt.module.exports.queries.contains(&method) => Ok((format!("canister_query {method}"), Ctx::ReplicatedQuery)),
-                Some(rt) if rt.module.exports.composite_queries.contains(&method) => {
-                    reject(ErrorCode::CompositeQueryCalledInReplicatedMode, "Composite query cannot be called in replicated mode".into())
+                Some(rt) if rt.module.exports.updates.contains(&method) => {
+                    Ok((format!("canister_update {method}"), Ctx::Update))
                 }
-                Some(_) => reject(ErrorCode::CanisterMethodNotFound, format!("Error from Canister {callee}: Canister has no update method '{method}'.")),
+                Some(rt) if rt.module.exports.queries.contains(&method) => {
+                    Ok((format!("canister_query {method}"), Ctx::ReplicatedQuery))
+                }
+                Some(rt) if rt.module.exports.composite_queries.contains(&method) => reject(
+                    ErrorCode::CompositeQueryCalledInReplicatedMode,
+                    "Composite query cannot be called in replicated mode".into(),
+                ),
+                Some(_) => reject(
+                    ErrorCode::CanisterMethodNotFound,
+                    format!(
+                        "Error from Canister {callee}: Canister has no update method '{method}'."
+                    ),
+                ),
             },
         };
         let (entry, ctx) = match checked {
@@ -1163,22 +1702,27 @@ impl Emulator {
             Err(r) => return self.respond(origin, Err(r), cycles, callee),
         };
         let context = self.new_id();
-        let Some(c) = self.canisters.get(&callee) else { return };
+        let Some(c) = self.canisters.get(&callee) else {
+            return;
+        };
         let prepay = c.fees.execution(UPDATE_INSTRUCTION_LIMIT);
         if c.cycles < c.freezing_limit() + prepay {
             let r = out_of_cycles(callee, c.cycles, c.freezing_limit() + prepay);
             return self.respond(origin, Err(r), cycles, callee);
         }
-        self.contexts.insert(context, CallContext {
-            canister: callee,
-            origin,
-            caller,
-            cycles_available: cycles,
-            replied: false,
-            outstanding: 0,
-            instructions: 0,
-            deadline,
-        });
+        self.contexts.insert(
+            context,
+            CallContext {
+                canister: callee,
+                origin,
+                caller,
+                cycles_available: cycles,
+                replied: false,
+                outstanding: 0,
+                instructions: 0,
+                deadline,
+            },
+        );
         let mut exec = c.exec(ctx, self.time, &self.root_key, UPDATE_INSTRUCTION_LIMIT);
         exec.caller = caller;
         exec.method = method;
@@ -1186,7 +1730,14 @@ impl Emulator {
         exec.cycles_available = cycles;
         exec.can_respond = true;
         exec.deadline = deadline;
-        self.run(callee, context, Entry::Export(entry), exec, ctx == Ctx::ReplicatedQuery, None);
+        self.run(
+            callee,
+            context,
+            Entry::Export(entry),
+            exec,
+            ctx == Ctx::ReplicatedQuery,
+            None,
+        );
     }
 
     fn new_id(&mut self) -> u64 {
@@ -1195,29 +1746,58 @@ impl Emulator {
         id
     }
 
-    fn deliver_response(&mut self, callback: u64, result: Result<Vec<u8>, (RejectCode, String)>, refund: u128) {
-        let Some(cb) = self.callbacks.get(&callback) else { return };
+    fn deliver_response(
+        &mut self,
+        callback: u64,
+        result: Result<Vec<u8>, (RejectCode, String)>,
+        refund: u128,
+    ) {
+        let Some(cb) = self.callbacks.get(&callback) else {
+            return;
+        };
         let is_timeout = matches!(&result, Err((RejectCode::SysUnknown, _))) && cb.timed_out;
         if cb.timed_out && !is_timeout {
             // A late response after the timeout: dropped, as on the IC.
             self.callbacks.remove(&callback);
             return;
         }
-        let Some(cb) = self.callbacks.remove(&callback) else { return };
-        let Some(c) = self.canisters.get_mut(&cb.canister) else { return };
+        let Some(cb) = self.callbacks.remove(&callback) else {
+            return;
+        };
+        let Some(c) = self.canisters.get_mut(&cb.canister) else {
+            return;
+        };
         c.cycles += refund + cb.prepayment;
         let code_matches = c.code_version == cb.code_version && c.runtime.is_some();
-        let Some(context) = self.contexts.get(&cb.context) else { return };
+        let Some(context) = self.contexts.get(&cb.context) else {
+            return;
+        };
         if !code_matches {
             return;
         }
         let (entry, ctx, reject) = match &result {
-            Ok(_) => (Entry::Callback { fun: cb.reply.0, env: cb.reply.1, label: "reply callback" }, Ctx::Reply, None),
-            Err((code, message)) => (Entry::Callback { fun: cb.reject.0, env: cb.reject.1, label: "reject callback" }, Ctx::Reject, Some((*code as u32, message.clone()))),
+            Ok(_) => (
+                Entry::Callback {
+                    fun: cb.reply.0,
+                    env: cb.reply.1,
+                    label: "reply callback",
+                },
+                Ctx::Reply,
+                None,
+            ),
+            Err((code, message)) => (
+                Entry::Callback {
+                    fun: cb.reject.0,
+                    env: cb.reject.1,
+                    label: "reject callback",
+                },
+                Ctx::Reject,
+                Some((*code as u32, message.clone())),
+            ),
         };
         let mut exec = c.exec(ctx, self.time, &self.root_key, UPDATE_INSTRUCTION_LIMIT);
         exec.caller = context.caller;
-        exec.arg = result.as_ref().map(Clone::clone).unwrap_or_default();
+        exec.arg = result.clone().unwrap_or_default();
         exec.reject = reject;
         exec.refunded = refund;
         exec.cycles_available = context.cycles_available;
@@ -1230,48 +1810,104 @@ impl Emulator {
 
     fn run_task(&mut self, canister: Principal, entry: &'static str) {
         let context = self.new_id();
-        let Some(c) = self.canisters.get(&canister) else { return };
+        let Some(c) = self.canisters.get(&canister) else {
+            return;
+        };
         if c.runtime.is_none() || c.status != CanisterRunStatus::Running {
             return;
         }
-        self.contexts.insert(context, CallContext {
-            canister,
-            origin: Origin::System,
-            caller: canister,
-            cycles_available: 0,
-            replied: true,
-            outstanding: 0,
-            instructions: 0,
-            deadline: 0,
-        });
-        let mut exec = c.exec(Ctx::SystemTask, self.time, &self.root_key, UPDATE_INSTRUCTION_LIMIT);
+        self.contexts.insert(
+            context,
+            CallContext {
+                canister,
+                origin: Origin::System,
+                caller: canister,
+                cycles_available: 0,
+                replied: true,
+                outstanding: 0,
+                instructions: 0,
+                deadline: 0,
+            },
+        );
+        let mut exec = c.exec(
+            Ctx::SystemTask,
+            self.time,
+            &self.root_key,
+            UPDATE_INSTRUCTION_LIMIT,
+        );
         exec.caller = canister;
-        self.run(canister, context, Entry::Export(entry.into()), exec, false, None);
+        self.run(
+            canister,
+            context,
+            Entry::Export(entry.into()),
+            exec,
+            false,
+            None,
+        );
     }
 
     /// Executes one message in a call context and commits its effects (or only
     /// its cost, on a trap), then settles the call context.
-    fn run(&mut self, canister: Principal, context: u64, entry: Entry, exec: crate::system_api::Exec, discard: bool, cleanup: Option<(u32, u32)>) {
-        let Some(c) = self.canisters.get_mut(&canister) else { return };
+    fn run(
+        &mut self,
+        canister: Principal,
+        context: u64,
+        entry: Entry,
+        mut exec: crate::system_api::Exec,
+        discard: bool,
+        cleanup: Option<(u32, u32)>,
+    ) {
+        let Some(c) = self.canisters.get_mut(&canister) else {
+            return;
+        };
         let Some(rt) = c.runtime.as_mut() else { return };
         let start_cycles = c.cycles;
+        // The IC withdraws the cost of the largest possible execution before it
+        // runs (and refunds what was not used): the canister sees a balance
+        // without it.
+        let prepayment = c.fees.execution(exec.instruction_limit).min(exec.balance);
+        exec.balance -= prepayment;
         let outcome = canister::execute(rt, &entry, exec, discard);
         let instructions = outcome.instructions;
         let cost = c.fees.execution(instructions);
-        self.executions.push(ExecutionRecord { canister, entry: entry.label(), instructions, trapped: outcome.trap.as_ref().map(|t| t.to_string()) });
-        self.logs.extend(outcome.exec.logs.iter().map(|l| (canister, l.clone())));
+        self.executions.push(ExecutionRecord {
+            canister,
+            entry: entry.label(),
+            instructions,
+            trapped: outcome.trap.as_ref().map(|t| t.to_string()),
+        });
+        self.logs
+            .extend(outcome.exec.logs.iter().map(|l| (canister, l.clone())));
         if let Some(ctx) = self.contexts.get_mut(&context) {
             ctx.instructions += instructions;
         }
-        let Some(c) = self.canisters.get_mut(&canister) else { return };
+        let Some(c) = self.canisters.get_mut(&canister) else {
+            return;
+        };
         if let Some(trap) = outcome.trap {
             c.cycles = start_cycles.saturating_sub(cost);
             let is_callback = matches!(entry, Entry::Callback { .. });
             if is_callback {
                 if let Some((fun, env)) = cleanup {
-                    let mut exec = c.exec(Ctx::Cleanup, self.time, &self.root_key, UPDATE_INSTRUCTION_LIMIT);
+                    let mut exec = c.exec(
+                        Ctx::Cleanup,
+                        self.time,
+                        &self.root_key,
+                        UPDATE_INSTRUCTION_LIMIT,
+                    );
                     exec.caller = canister;
-                    self.run(canister, context, Entry::Callback { fun, env, label: CLEANUP }, exec, false, None);
+                    self.run(
+                        canister,
+                        context,
+                        Entry::Callback {
+                            fun,
+                            env,
+                            label: CLEANUP,
+                        },
+                        exec,
+                        false,
+                        None,
+                    );
                 }
                 // A context that ends unanswered after a trapped callback is
                 // rejected with that trap, as the replica does.
@@ -1290,7 +1926,7 @@ impl Emulator {
         if discard {
             c.cycles = start_cycles.saturating_sub(cost);
         } else {
-            c.cycles = exec.balance.saturating_sub(cost);
+            c.cycles = (exec.balance + prepayment).saturating_sub(cost);
             if let Some(data) = exec.certified_data {
                 c.certified_data = data;
             }
@@ -1314,29 +1950,48 @@ impl Emulator {
         self.settle(context, exec.response, u32::from(finished));
     }
 
-    fn send_call(&mut self, canister: Principal, context: u64, call: PendingCall, code_version: u64, now: u64) {
+    fn send_call(
+        &mut self,
+        canister: Principal,
+        context: u64,
+        call: PendingCall,
+        code_version: u64,
+        now: u64,
+    ) {
         let id = self.new_id();
-        let deadline = call.timeout_seconds.map(|s| now + u64::from(s) * 1_000_000_000);
-        self.callbacks.insert(id, Callback {
+        let deadline = call
+            .timeout_seconds
+            .map(|s| now + u64::from(s) * 1_000_000_000);
+        self.callbacks.insert(
+            id,
+            Callback {
+                canister,
+                context,
+                reply: call.reply,
+                reject: call.reject,
+                cleanup: call.cleanup,
+                prepayment: call.prepayment,
+                deadline,
+                code_version,
+                timed_out: false,
+            },
+        );
+        self.enqueue(
             canister,
-            context,
-            reply: call.reply,
-            reject: call.reject,
-            cleanup: call.cleanup,
-            prepayment: call.prepayment,
-            deadline,
-            code_version,
-            timed_out: false,
-        });
-        self.enqueue(canister, call.callee, Msg::Request {
-            origin: Origin::Canister { caller: canister, callback: id },
-            caller: canister,
-            callee: call.callee,
-            method: call.method,
-            arg: call.arg,
-            cycles: call.cycles,
-            deadline: deadline.unwrap_or(0),
-        });
+            call.callee,
+            Msg::Request {
+                origin: Origin::Canister {
+                    caller: canister,
+                    callback: id,
+                },
+                caller: canister,
+                callee: call.callee,
+                method: call.method,
+                arg: call.arg,
+                cycles: call.cycles,
+                deadline: deadline.unwrap_or(0),
+            },
+        );
     }
 
     /// Applies a response produced by an execution and closes the call context
@@ -1345,8 +2000,16 @@ impl Emulator {
         self.settle_with(context, response, finished_callbacks, None);
     }
 
-    fn settle_with(&mut self, context: u64, response: Option<ExecResponse>, finished_callbacks: u32, failure: Option<RejectResponse>) {
-        let Some(ctx) = self.contexts.get_mut(&context) else { return };
+    fn settle_with(
+        &mut self,
+        context: u64,
+        response: Option<ExecResponse>,
+        finished_callbacks: u32,
+        failure: Option<RejectResponse>,
+    ) {
+        let Some(ctx) = self.contexts.get_mut(&context) else {
+            return;
+        };
         ctx.outstanding -= finished_callbacks.min(ctx.outstanding);
         let canister = ctx.canister;
         if let Some(response) = response {
@@ -1355,16 +2018,26 @@ impl Emulator {
             let origin = ctx.origin;
             let result = match response {
                 ExecResponse::Reply(bytes) => Ok(bytes),
-                ExecResponse::Reject(message) => Err(RejectResponse::canister(RejectCode::CanisterReject, message)),
+                ExecResponse::Reject(message) => Err(RejectResponse::canister(
+                    RejectCode::CanisterReject,
+                    message,
+                )),
             };
             self.respond(origin, result, refund, canister);
         }
-        let Some(ctx) = self.contexts.get(&context) else { return };
+        let Some(ctx) = self.contexts.get(&context) else {
+            return;
+        };
         if ctx.outstanding == 0 {
             let ctx = self.contexts.remove(&context);
             if let Some(ctx) = ctx.filter(|c| !c.replied) {
                 let reject = failure.unwrap_or_else(|| {
-                    RejectResponse::system(ErrorCode::CanisterDidNotReply, format!("Error from Canister {canister}: Canister did not reply to the call"))
+                    RejectResponse::system(
+                        ErrorCode::CanisterDidNotReply,
+                        format!(
+                            "Error from Canister {canister}: Canister did not reply to the call"
+                        ),
+                    )
                 });
                 self.respond(ctx.origin, Err(reject), ctx.cycles_available, canister);
             }
@@ -1376,7 +2049,14 @@ impl Emulator {
         self.rng.r#gen()
     }
 
-    pub(crate) fn install_module_from(&mut self, sender: Principal, canister: Principal, module: CompiledModule, arg: Vec<u8>, mode: InstallMode) -> Result<(), RejectResponse> {
+    pub(crate) fn install_module_from(
+        &mut self,
+        sender: Principal,
+        canister: Principal,
+        module: CompiledModule,
+        arg: Vec<u8>,
+        mode: InstallMode,
+    ) -> Result<(), RejectResponse> {
         self.install_module(sender, canister, module, arg, mode)
     }
 }
@@ -1384,11 +2064,17 @@ impl Emulator {
 pub(crate) fn out_of_cycles(canister: Principal, balance: u128, needed: u128) -> RejectResponse {
     RejectResponse::system(
         ErrorCode::CanisterOutOfCycles,
-        format!("Canister {canister} is out of cycles: please top up the canister with at least {} additional cycles", needed.saturating_sub(balance)),
+        format!(
+            "Canister {canister} is out of cycles: please top up the canister with at least {} additional cycles",
+            needed.saturating_sub(balance)
+        ),
     )
 }
 
-pub(crate) fn trap_reject(canister: Principal, trap: &crate::system_api::TrapKind) -> RejectResponse {
+pub(crate) fn trap_reject(
+    canister: Principal,
+    trap: &crate::system_api::TrapKind,
+) -> RejectResponse {
     use crate::system_api::TrapKind;
     let code = match trap {
         TrapKind::CalledTrap(_) => ErrorCode::CanisterCalledTrap,
@@ -1425,4 +2111,3 @@ fn c_exec(
     exec.instruction_limit = limit;
     exec
 }
-

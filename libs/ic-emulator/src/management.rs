@@ -21,20 +21,32 @@ type Answer = Result<Vec<u8>, RejectResponse>;
 
 fn decode<T: DeserializeOwned + CandidType>(arg: &[u8]) -> Result<T, RejectResponse> {
     candid::decode_one(arg).map_err(|e| {
-        RejectResponse::system(ErrorCode::InvalidManagementPayload, format!("Error decoding candid: {e}"))
+        RejectResponse::system(
+            ErrorCode::InvalidManagementPayload,
+            format!("Error decoding candid: {e}"),
+        )
     })
 }
 
 fn encode<T: CandidType>(value: &T) -> Answer {
-    candid::encode_one(value)
-        .map_err(|e| RejectResponse::canister(RejectCode::SysFatal, format!("BUG: encoding the reply failed: {e}")))
+    candid::encode_one(value).map_err(|e| {
+        RejectResponse::canister(
+            RejectCode::SysFatal,
+            format!("BUG: encoding the reply failed: {e}"),
+        )
+    })
 }
 
 fn reject(message: impl Into<String>) -> RejectResponse {
     RejectResponse::canister(RejectCode::CanisterReject, message)
 }
 
-fn controller_check(emu: &Emulator, caller: Principal, canister: Principal, method: &str) -> Result<(), RejectResponse> {
+fn controller_check(
+    emu: &Emulator,
+    caller: Principal,
+    canister: Principal,
+    method: &str,
+) -> Result<(), RejectResponse> {
     let c = emu.canister(canister)?;
     if c.controllers.contains(&caller) {
         Ok(())
@@ -47,24 +59,40 @@ fn controller_check(emu: &Emulator, caller: Principal, canister: Principal, meth
 }
 
 /// Handles one request to the management canister and sends its answer.
-pub(crate) fn handle(emu: &mut Emulator, origin: Origin, caller: Principal, method: &str, arg: &[u8], cycles: u128, _deadline: u64) {
+pub(crate) fn handle(
+    emu: &mut Emulator,
+    origin: Origin,
+    caller: Principal,
+    method: &str,
+    arg: &[u8],
+    cycles: u128,
+    _deadline: u64,
+) {
     let from_canister = matches!(origin, Origin::Canister { .. });
     let mut refund = cycles;
     let answer: Answer = (|| match method {
         "create_canister" => {
             let args: mc::CreateCanisterArgs = decode(arg)?;
             if !from_canister {
-                return Err(reject("create_canister can only be called by canisters; use provisional_create_canister_with_cycles"));
+                return Err(reject(
+                    "create_canister can only be called by canisters; use provisional_create_canister_with_cycles",
+                ));
             }
             let subnet = emu.canister(caller)?.subnet;
             let fee = emu.canister(caller)?.fees.create_canister();
             if cycles < fee {
                 return Err(RejectResponse::system(
                     ErrorCode::InsufficientCyclesForCreateCanister,
-                    format!("Creating a canister requires a fee of {fee} that is deducted from the canister's initial balance but only {cycles} cycles were received with the create_canister request."),
+                    format!(
+                        "Creating a canister requires a fee of {fee} that is deducted from the canister's initial balance but only {cycles} cycles were received with the create_canister request."
+                    ),
                 ));
             }
-            let controllers = args.settings.as_ref().and_then(|s| s.controllers.clone()).unwrap_or_else(|| vec![caller]);
+            let controllers = args
+                .settings
+                .as_ref()
+                .and_then(|s| s.controllers.clone())
+                .unwrap_or_else(|| vec![caller]);
             let id = emu.create_canister_with(subnet, controllers, cycles - fee)?;
             apply_settings(emu, id, args.settings.as_ref())?;
             refund = 0;
@@ -72,8 +100,14 @@ pub(crate) fn handle(emu: &mut Emulator, origin: Origin, caller: Principal, meth
         }
         "provisional_create_canister_with_cycles" => {
             let args: mc::ProvisionalCreateCanisterWithCyclesArgs = decode(arg)?;
-            let amount = args.amount.map_or(crate::emulator::DEFAULT_CANISTER_CYCLES, nat_to_u128);
-            let controllers = args.settings.as_ref().and_then(|s| s.controllers.clone()).unwrap_or_else(|| vec![caller]);
+            let amount = args
+                .amount
+                .map_or(crate::emulator::DEFAULT_CANISTER_CYCLES, nat_to_u128);
+            let controllers = args
+                .settings
+                .as_ref()
+                .and_then(|s| s.controllers.clone())
+                .unwrap_or_else(|| vec![caller]);
             let id = match args.specified_id {
                 Some(id) => emu.create_canister_with_id(id, controllers, amount)?,
                 None => {
@@ -109,28 +143,49 @@ pub(crate) fn handle(emu: &mut Emulator, origin: Origin, caller: Principal, meth
         "install_code" => {
             let args: mc::InstallCodeArgs = decode(arg)?;
             controller_check(emu, caller, args.canister_id, method)?;
-            emu.install_code(caller, args.canister_id, &args.wasm_module, args.arg, mode(args.mode))?;
+            emu.install_code(
+                caller,
+                args.canister_id,
+                &args.wasm_module,
+                args.arg,
+                mode(args.mode),
+            )?;
             encode(&())
         }
         "upload_chunk" => {
             let args: mc::UploadChunkArgs = decode(arg)?;
             controller_check(emu, caller, args.canister_id, method)?;
             if args.chunk.len() > MAX_CHUNK_SIZE {
-                return Err(reject(format!("Wasm chunk size {} exceeds the maximum chunk size of {MAX_CHUNK_SIZE}", args.chunk.len())));
+                return Err(reject(format!(
+                    "Wasm chunk size {} exceeds the maximum chunk size of {MAX_CHUNK_SIZE}",
+                    args.chunk.len()
+                )));
             }
             let hash: [u8; 32] = Sha256::digest(&args.chunk).into();
-            let c = emu.canisters.get_mut(&args.canister_id).ok_or_else(|| reject("canister vanished"))?;
+            let c = emu
+                .canisters
+                .get_mut(&args.canister_id)
+                .ok_or_else(|| reject("canister vanished"))?;
             if c.chunks.len() >= MAX_CHUNKS && !c.chunks.contains_key(&hash) {
-                return Err(reject(format!("Wasm chunk store of canister {} is full ({MAX_CHUNKS} chunks)", args.canister_id)));
+                return Err(reject(format!(
+                    "Wasm chunk store of canister {} is full ({MAX_CHUNKS} chunks)",
+                    args.canister_id
+                )));
             }
             c.chunks.insert(hash, args.chunk);
-            encode(&mc::ChunkHash { hash: hash.to_vec() })
+            encode(&mc::ChunkHash {
+                hash: hash.to_vec(),
+            })
         }
         "stored_chunks" => {
             let args: mc::CanisterIdRecord = decode(arg)?;
             controller_check(emu, caller, args.canister_id, method)?;
             let c = emu.canister(args.canister_id)?;
-            let hashes: Vec<mc::ChunkHash> = c.chunks.keys().map(|h| mc::ChunkHash { hash: h.to_vec() }).collect();
+            let hashes: Vec<mc::ChunkHash> = c
+                .chunks
+                .keys()
+                .map(|h| mc::ChunkHash { hash: h.to_vec() })
+                .collect();
             encode(&hashes)
         }
         "clear_chunk_store" => {
@@ -147,13 +202,24 @@ pub(crate) fn handle(emu: &mut Emulator, origin: Origin, caller: Principal, meth
             let store = args.store_canister.unwrap_or(args.target_canister);
             controller_check(emu, caller, store, method)?;
             if emu.canister(store)?.subnet != emu.canister(args.target_canister)?.subnet {
-                return Err(reject("the store canister must be on the same subnet as the target canister"));
+                return Err(reject(
+                    "the store canister must be on the same subnet as the target canister",
+                ));
             }
             let chunks = &emu.canister(store)?.chunks;
             let mut module = Vec::new();
             for h in &args.chunk_hashes_list {
-                let key: [u8; 32] = h.hash.as_slice().try_into().map_err(|_| reject("chunk hash must be 32 bytes"))?;
-                let chunk = chunks.get(&key).ok_or_else(|| reject(format!("Wasm chunk {} is not in the chunk store", hex::encode(key))))?;
+                let key: [u8; 32] = h
+                    .hash
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| reject("chunk hash must be 32 bytes"))?;
+                let chunk = chunks.get(&key).ok_or_else(|| {
+                    reject(format!(
+                        "Wasm chunk {} is not in the chunk store",
+                        hex::encode(key)
+                    ))
+                })?;
                 module.extend_from_slice(chunk);
             }
             let actual: [u8; 32] = Sha256::digest(&module).into();
@@ -164,8 +230,15 @@ pub(crate) fn handle(emu: &mut Emulator, origin: Origin, caller: Principal, meth
                     hex::encode(actual)
                 )));
             }
-            let compiled = wasm::compile(&module).map_err(|e| RejectResponse::system(e.error_code, e.message))?;
-            emu.install_module_from(caller, args.target_canister, compiled, args.arg, mode(args.mode))?;
+            let compiled = wasm::compile(&module)
+                .map_err(|e| RejectResponse::system(e.error_code, e.message))?;
+            emu.install_module_from(
+                caller,
+                args.target_canister,
+                compiled,
+                args.arg,
+                mode(args.mode),
+            )?;
             encode(&())
         }
         "uninstall_code" => {
@@ -184,7 +257,10 @@ pub(crate) fn handle(emu: &mut Emulator, origin: Origin, caller: Principal, meth
             controller_check(emu, caller, args.canister_id, method)?;
             // Answered once the canister has stopped.
             emu.begin_stop(args.canister_id, origin);
-            Err(RejectResponse::canister(RejectCode::SysUnknown, "__pending__"))
+            Err(RejectResponse::canister(
+                RejectCode::SysUnknown,
+                "__pending__",
+            ))
         }
         "delete_canister" => {
             let args: mc::CanisterIdRecord = decode(arg)?;
@@ -210,22 +286,42 @@ pub(crate) fn handle(emu: &mut Emulator, origin: Origin, caller: Principal, meth
         }
         "ecdsa_public_key" => {
             let args: mc::EcdsaPublicKeyArgs = decode(arg)?;
-            check_curve(args.key_id.curve == mc::EcdsaCurve::Secp256k1, "ecdsa", &args.key_id.name)?;
+            check_curve(
+                args.key_id.curve == mc::EcdsaCurve::Secp256k1,
+                "ecdsa",
+                &args.key_id.name,
+            )?;
             let canister = args.canister_id.unwrap_or(caller);
             let (public_key, chain_code) = emu
                 .keys
-                .ecdsa_public_key(&args.key_id.name, canister.as_slice(), &args.derivation_path)
+                .ecdsa_public_key(
+                    &args.key_id.name,
+                    canister.as_slice(),
+                    &args.derivation_path,
+                )
                 .map_err(|e| reject(e.to_string()))?;
-            encode(&mc::EcdsaPublicKeyResult { public_key, chain_code })
+            encode(&mc::EcdsaPublicKeyResult {
+                public_key,
+                chain_code,
+            })
         }
         "sign_with_ecdsa" => {
             let args: mc::SignWithEcdsaArgs = decode(arg)?;
             require_canister(from_canister, method)?;
-            check_curve(args.key_id.curve == mc::EcdsaCurve::Secp256k1, "ecdsa", &args.key_id.name)?;
+            check_curve(
+                args.key_id.curve == mc::EcdsaCurve::Secp256k1,
+                "ecdsa",
+                &args.key_id.name,
+            )?;
             refund = charge(method, &args.key_id.name, cycles)?;
             let signature = emu
                 .keys
-                .sign_with_ecdsa(&args.key_id.name, caller.as_slice(), &args.derivation_path, &args.message_hash)
+                .sign_with_ecdsa(
+                    &args.key_id.name,
+                    caller.as_slice(),
+                    &args.derivation_path,
+                    &args.message_hash,
+                )
                 .map_err(|e| reject(e.to_string()))?;
             encode(&mc::SignWithEcdsaResult { signature })
         }
@@ -235,16 +331,27 @@ pub(crate) fn handle(emu: &mut Emulator, origin: Origin, caller: Principal, meth
             let canister = args.canister_id.unwrap_or(caller);
             let (public_key, chain_code) = emu
                 .keys
-                .schnorr_public_key(alg(args.key_id.algorithm), &args.key_id.name, canister.as_slice(), &args.derivation_path)
+                .schnorr_public_key(
+                    alg(args.key_id.algorithm),
+                    &args.key_id.name,
+                    canister.as_slice(),
+                    &args.derivation_path,
+                )
                 .map_err(|e| reject(e.to_string()))?;
-            encode(&mc::SchnorrPublicKeyResult { public_key, chain_code })
+            encode(&mc::SchnorrPublicKeyResult {
+                public_key,
+                chain_code,
+            })
         }
         "sign_with_schnorr" => {
             let args: mc::SignWithSchnorrArgs = decode(arg)?;
             require_canister(from_canister, method)?;
             check_curve(true, "schnorr", &args.key_id.name)?;
             refund = charge(method, &args.key_id.name, cycles)?;
-            let merkle_root = args.aux.as_ref().map(|mc::SchnorrAux::Bip341(b)| b.merkle_root_hash.clone());
+            let merkle_root = args
+                .aux
+                .as_ref()
+                .map(|mc::SchnorrAux::Bip341(b)| b.merkle_root_hash.clone());
             let aux_rand = emu.random_bytes();
             let signature = emu
                 .keys
@@ -278,7 +385,14 @@ pub(crate) fn handle(emu: &mut Emulator, origin: Origin, caller: Principal, meth
             let rand = emu.random_bytes();
             let encrypted_key = emu
                 .keys
-                .vetkd_derive_key(&args.key_id.name, caller.as_slice(), &args.context, &args.input, &args.transport_public_key, rand)
+                .vetkd_derive_key(
+                    &args.key_id.name,
+                    caller.as_slice(),
+                    &args.context,
+                    &args.input,
+                    &args.transport_public_key,
+                    rand,
+                )
                 .map_err(|e| reject(e.to_string()))?;
             encode(&mc::VetKDDeriveKeyResult { encrypted_key })
         }
@@ -315,7 +429,9 @@ fn check_curve(known: bool, scheme: &str, name: &str) -> Result<(), RejectRespon
 fn charge(method: &str, key_name: &str, cycles: u128) -> Result<u128, RejectResponse> {
     let fee = threshold_fee(key_name).unwrap_or(u128::MAX);
     if cycles < fee {
-        return Err(reject(format!("{method} request sent with {cycles} cycles, but {fee} cycles are required.")));
+        return Err(reject(format!(
+            "{method} request sent with {cycles} cycles, but {fee} cycles are required."
+        )));
     }
     Ok(cycles - fee)
 }
@@ -339,12 +455,23 @@ fn nat_to_u128(n: Nat) -> u128 {
     u128::try_from(n.0).unwrap_or(u128::MAX)
 }
 
-fn apply_settings(emu: &mut Emulator, canister: Principal, settings: Option<&mc::CanisterSettings>) -> Result<(), RejectResponse> {
-    let Some(settings) = settings else { return Ok(()) };
-    let c = emu.canisters.get_mut(&canister).ok_or_else(|| reject("canister vanished"))?;
+fn apply_settings(
+    emu: &mut Emulator,
+    canister: Principal,
+    settings: Option<&mc::CanisterSettings>,
+) -> Result<(), RejectResponse> {
+    let Some(settings) = settings else {
+        return Ok(());
+    };
+    let c = emu
+        .canisters
+        .get_mut(&canister)
+        .ok_or_else(|| reject("canister vanished"))?;
     if let Some(controllers) = &settings.controllers {
         if controllers.len() > 10 {
-            return Err(reject("Invalid settings: at most 10 controllers are allowed"));
+            return Err(reject(
+                "Invalid settings: at most 10 controllers are allowed",
+            ));
         }
         c.controllers = controllers.clone();
     }
@@ -352,7 +479,10 @@ fn apply_settings(emu: &mut Emulator, canister: Principal, settings: Option<&mc:
         c.freezing_threshold = u64::try_from(threshold.0.clone()).unwrap_or(u64::MAX);
     }
     if let Some(vars) = &settings.environment_variables {
-        c.env_vars = vars.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
+        c.env_vars = vars
+            .iter()
+            .map(|v| (v.name.clone(), v.value.clone()))
+            .collect();
     }
     Ok(())
 }
@@ -361,7 +491,11 @@ fn status(emu: &Emulator, canister: Principal) -> Result<mc::CanisterStatusResul
     let c = emu.canister(canister)?;
     let memory = c.memory_size();
     let (heap, stable, binary) = c.runtime.as_ref().map_or((0, 0, 0), |rt| {
-        let heap = rt.store.data().memory.map_or(0, |m| m.data_size(&rt.store) as u64);
+        let heap = rt
+            .store
+            .data()
+            .memory
+            .map_or(0, |m| m.data_size(&rt.store) as u64);
         (heap, rt.store.data().stable.len(), rt.module.size as u64)
     });
     Ok(mc::CanisterStatusResult {
@@ -388,7 +522,10 @@ fn status(emu: &Emulator, canister: Principal) -> Result<mc::CanisterStatusResul
             environment_variables: c
                 .env_vars
                 .iter()
-                .map(|(name, value)| mc::EnvironmentVariable { name: name.clone(), value: value.clone() })
+                .map(|(name, value)| mc::EnvironmentVariable {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
                 .collect(),
         },
         module_hash: c.runtime.as_ref().map(|rt| rt.module.hash.to_vec()),
@@ -400,7 +537,9 @@ fn status(emu: &Emulator, canister: Principal) -> Result<mc::CanisterStatusResul
             wasm_binary_size: Nat::from(binary),
             custom_sections_size: Nat::from(0u8),
             canister_history_size: Nat::from(0u8),
-            wasm_chunk_store_size: Nat::from(c.chunks.values().map(|v| v.len() as u64).sum::<u64>()),
+            wasm_chunk_store_size: Nat::from(
+                c.chunks.values().map(|v| v.len() as u64).sum::<u64>(),
+            ),
             snapshots_size: Nat::from(0u8),
             log_memory_store_size: Nat::from(0u8),
         },

@@ -108,7 +108,9 @@ pub fn permitted_contexts(name: &str) -> u32 {
         "msg_reject_code" => RY | RT | CRY | CRT,
         "msg_reject_msg_size" | "msg_reject_msg_copy" => RT | CRT,
         "msg_deadline" => U | RQ | NRQ | CQ | RY | RT | CRY | CRT,
-        "msg_reply_data_append" | "msg_reply" | "msg_reject" => U | RQ | NRQ | CQ | RY | RT | CRY | CRT,
+        "msg_reply_data_append" | "msg_reply" | "msg_reject" => {
+            U | RQ | NRQ | CQ | RY | RT | CRY | CRT
+        }
         "msg_cycles_available128" | "msg_cycles_accept128" => U | RQ | RT | RY,
         "msg_cycles_refunded128" => RT | RY,
         "cycles_burn128" => I | G | U | RQ | RY | RT | C | T,
@@ -544,46 +546,101 @@ macro_rules! api {
 pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
     let mut l = Linker::<HostState>::new(engine);
 
-    api!(l, "msg_arg_data_size", |c| { Ok(c.data().exec.arg.len() as i32) });
-    api!(l, "msg_arg_data_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(&mut c, "msg_arg_data_copy", |e| e.arg.clone(), dst, off, size)
+    api!(l, "msg_arg_data_size", |c| {
+        Ok(c.data().exec.arg.len() as i32)
     });
-    api!(l, "msg_caller_size", |c| { Ok(c.data().exec.caller.as_slice().len() as i32) });
+    api!(
+        l,
+        "msg_arg_data_copy",
+        |c, dst: i32, off: i32, size: i32| {
+            copy_out(
+                &mut c,
+                "msg_arg_data_copy",
+                |e| e.arg.clone(),
+                dst,
+                off,
+                size,
+            )
+        }
+    );
+    api!(l, "msg_caller_size", |c| {
+        Ok(c.data().exec.caller.as_slice().len() as i32)
+    });
     api!(l, "msg_caller_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(&mut c, "msg_caller_copy", |e| e.caller.as_slice().to_vec(), dst, off, size)
+        copy_out(
+            &mut c,
+            "msg_caller_copy",
+            |e| e.caller.as_slice().to_vec(),
+            dst,
+            off,
+            size,
+        )
     });
     // Caller info (signed attributes of the caller) is not modelled: always empty.
     api!(l, "msg_caller_info_data_size", |c| { Ok(0i32) });
-    api!(l, "msg_caller_info_data_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(&mut c, "msg_caller_info_data_copy", |_| Vec::new(), dst, off, size)
-    });
+    api!(
+        l,
+        "msg_caller_info_data_copy",
+        |c, dst: i32, off: i32, size: i32| {
+            copy_out(
+                &mut c,
+                "msg_caller_info_data_copy",
+                |_| Vec::new(),
+                dst,
+                off,
+                size,
+            )
+        }
+    );
     api!(l, "msg_caller_info_signer_size", |c| { Ok(0i32) });
-    api!(l, "msg_caller_info_signer_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(&mut c, "msg_caller_info_signer_copy", |_| Vec::new(), dst, off, size)
-    });
+    api!(
+        l,
+        "msg_caller_info_signer_copy",
+        |c, dst: i32, off: i32, size: i32| {
+            copy_out(
+                &mut c,
+                "msg_caller_info_signer_copy",
+                |_| Vec::new(),
+                dst,
+                off,
+                size,
+            )
+        }
+    );
     api!(l, "msg_reject_code", |c| {
         Ok(c.data().exec.reject.as_ref().map_or(0, |(code, _)| *code) as i32)
     });
     api!(l, "msg_reject_msg_size", |c| {
         Ok(c.data().exec.reject.as_ref().map_or(0, |(_, m)| m.len()) as i32)
     });
-    api!(l, "msg_reject_msg_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(
-            &mut c,
-            "msg_reject_msg_copy",
-            |e| e.reject.as_ref().map(|(_, m)| m.clone().into_bytes()).unwrap_or_default(),
-            dst,
-            off,
-            size,
-        )
-    });
+    api!(
+        l,
+        "msg_reject_msg_copy",
+        |c, dst: i32, off: i32, size: i32| {
+            copy_out(
+                &mut c,
+                "msg_reject_msg_copy",
+                |e| {
+                    e.reject
+                        .as_ref()
+                        .map(|(_, m)| m.clone().into_bytes())
+                        .unwrap_or_default()
+                },
+                dst,
+                off,
+                size,
+            )
+        }
+    );
     api!(l, "msg_deadline", |c| { Ok(c.data().exec.deadline as i64) });
     api!(l, "msg_reply_data_append", |c, src: i32, size: i32| {
         let bytes = read_heap(&c, src, size)?;
         charge(&mut c, bytes.len() as u64)?;
         let exec = &mut c.data_mut().exec;
         if !exec.can_respond {
-            return Err(violation("ic0.msg_reply_data_append: the call is already replied"));
+            return Err(violation(
+                "ic0.msg_reply_data_append: the call is already replied",
+            ));
         }
         if exec.reply_data.len() + bytes.len() > MAX_PAYLOAD {
             return Err(violation(format!(
@@ -610,7 +667,9 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
             return Err(violation("ic0.msg_reject: the call is already replied"));
         }
         exec.can_respond = false;
-        exec.response = Some(ExecResponse::Reject(String::from_utf8_lossy(&bytes).into_owned()));
+        exec.response = Some(ExecResponse::Reject(
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
         Ok(())
     });
     api!(l, "msg_cycles_available128", |c, dst: i32| {
@@ -622,23 +681,40 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         let refunded = c.data().exec.refunded;
         write_u128(&mut c, dst, refunded)
     });
-    api!(l, "msg_cycles_accept128", |c, high: i64, low: i64, dst: i32| {
-        let exec = &mut c.data_mut().exec;
-        let amount = u128_of(high, low).min(exec.cycles_available - exec.cycles_accepted);
-        exec.cycles_accepted += amount;
-        exec.balance += amount;
-        write_u128(&mut c, dst, amount)
-    });
+    api!(
+        l,
+        "msg_cycles_accept128",
+        |c, high: i64, low: i64, dst: i32| {
+            let exec = &mut c.data_mut().exec;
+            let amount = u128_of(high, low).min(exec.cycles_available - exec.cycles_accepted);
+            exec.cycles_accepted += amount;
+            exec.balance += amount;
+            write_u128(&mut c, dst, amount)
+        }
+    );
     api!(l, "cycles_burn128", |c, high: i64, low: i64, dst: i32| {
         let exec = &mut c.data_mut().exec;
         let amount = u128_of(high, low).min(liquid(exec));
         exec.balance -= amount;
         write_u128(&mut c, dst, amount)
     });
-    api!(l, "canister_self_size", |c| { Ok(c.data().exec.canister_id.as_slice().len() as i32) });
-    api!(l, "canister_self_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(&mut c, "canister_self_copy", |e| e.canister_id.as_slice().to_vec(), dst, off, size)
+    api!(l, "canister_self_size", |c| {
+        Ok(c.data().exec.canister_id.as_slice().len() as i32)
     });
+    api!(
+        l,
+        "canister_self_copy",
+        |c, dst: i32, off: i32, size: i32| {
+            copy_out(
+                &mut c,
+                "canister_self_copy",
+                |e| e.canister_id.as_slice().to_vec(),
+                dst,
+                off,
+                size,
+            )
+        }
+    );
     api!(l, "canister_cycle_balance128", |c, dst: i32| {
         let balance = c.data().exec.balance;
         write_u128(&mut c, dst, balance)
@@ -647,27 +723,64 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         let balance = liquid(&c.data().exec);
         write_u128(&mut c, dst, balance)
     });
-    api!(l, "canister_status", |c| { Ok(c.data().exec.status as i32) });
-    api!(l, "canister_version", |c| { Ok(c.data().exec.version as i64) });
-    api!(l, "subnet_self_size", |c| { Ok(c.data().exec.subnet_id.as_slice().len() as i32) });
+    api!(l, "canister_status", |c| {
+        Ok(c.data().exec.status as i32)
+    });
+    api!(l, "canister_version", |c| {
+        Ok(c.data().exec.version as i64)
+    });
+    api!(l, "subnet_self_size", |c| {
+        Ok(c.data().exec.subnet_id.as_slice().len() as i32)
+    });
     api!(l, "subnet_self_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(&mut c, "subnet_self_copy", |e| e.subnet_id.as_slice().to_vec(), dst, off, size)
+        copy_out(
+            &mut c,
+            "subnet_self_copy",
+            |e| e.subnet_id.as_slice().to_vec(),
+            dst,
+            off,
+            size,
+        )
     });
-    api!(l, "subnet_self_node_count", |c| { Ok(c.data().exec.fees.node_count as i32) });
-    api!(l, "msg_method_name_size", |c| { Ok(c.data().exec.method.len() as i32) });
-    api!(l, "msg_method_name_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(&mut c, "msg_method_name_copy", |e| e.method.clone().into_bytes(), dst, off, size)
+    api!(l, "subnet_self_node_count", |c| {
+        Ok(c.data().exec.fees.node_count as i32)
     });
+    api!(l, "msg_method_name_size", |c| {
+        Ok(c.data().exec.method.len() as i32)
+    });
+    api!(
+        l,
+        "msg_method_name_copy",
+        |c, dst: i32, off: i32, size: i32| {
+            copy_out(
+                &mut c,
+                "msg_method_name_copy",
+                |e| e.method.clone().into_bytes(),
+                dst,
+                off,
+                size,
+            )
+        }
+    );
     api!(l, "accept_message", |c| {
         let exec = &mut c.data_mut().exec;
         if exec.accepted_message {
-            return Err(violation("ic0.accept_message: the message was already accepted"));
+            return Err(violation(
+                "ic0.accept_message: the message was already accepted",
+            ));
         }
         exec.accepted_message = true;
         Ok(())
     });
-    api!(l, "call_new", |c, callee_src: i32, callee_size: i32, name_src: i32, name_size: i32,
-        reply_fun: i32, reply_env: i32, reject_fun: i32, reject_env: i32| {
+    api!(l, "call_new", |c,
+                         callee_src: i32,
+                         callee_size: i32,
+                         name_src: i32,
+                         name_size: i32,
+                         reply_fun: i32,
+                         reply_env: i32,
+                         reject_fun: i32,
+                         reject_env: i32| {
         let callee = principal(&read_heap(&c, callee_src, callee_size)?)?;
         let method = String::from_utf8(read_heap(&c, name_src, name_size)?)
             .map_err(|_| violation("ic0.call_new: method name is not valid UTF-8"))?;
@@ -690,10 +803,16 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         Ok(())
     });
     api!(l, "call_on_cleanup", |c, fun: i32, env: i32| {
-        let call = c.data_mut().exec.pending_call.as_mut()
+        let call = c
+            .data_mut()
+            .exec
+            .pending_call
+            .as_mut()
             .ok_or_else(|| violation("ic0.call_on_cleanup: no call is under construction"))?;
         if call.cleanup.is_some() {
-            return Err(violation("ic0.call_on_cleanup: cleanup callback is already set"));
+            return Err(violation(
+                "ic0.call_on_cleanup: cleanup callback is already set",
+            ));
         }
         call.cleanup = Some((fun as u32, env as u32));
         Ok(())
@@ -701,7 +820,11 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
     api!(l, "call_data_append", |c, src: i32, size: i32| {
         let bytes = read_heap(&c, src, size)?;
         charge(&mut c, bytes.len() as u64)?;
-        let call = c.data_mut().exec.pending_call.as_mut()
+        let call = c
+            .data_mut()
+            .exec
+            .pending_call
+            .as_mut()
             .ok_or_else(|| violation("ic0.call_data_append: no call is under construction"))?;
         if call.arg.len() + bytes.len() > MAX_PAYLOAD {
             return Err(violation(format!(
@@ -717,7 +840,9 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
             violation("ic0.call_with_best_effort_response: no call is under construction")
         })?;
         if call.timeout_seconds.is_some() {
-            return Err(violation("ic0.call_with_best_effort_response: timeout is already set"));
+            return Err(violation(
+                "ic0.call_with_best_effort_response: timeout is already set",
+            ));
         }
         // The IC caps bounded-wait timeouts at 300 seconds.
         call.timeout_seconds = Some((timeout as u32).min(300));
@@ -727,7 +852,9 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         let amount = u128_of(high, low);
         let exec = &mut c.data_mut().exec;
         let Some(call) = exec.pending_call.as_mut() else {
-            return Err(violation("ic0.call_cycles_add128: no call is under construction"));
+            return Err(violation(
+                "ic0.call_cycles_add128: no call is under construction",
+            ));
         };
         let available = exec.balance.saturating_sub(exec.freezing_limit);
         if amount > available {
@@ -745,7 +872,9 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         let Some(mut call) = exec.pending_call.take() else {
             return Err(violation("ic0.call_perform: no call is under construction"));
         };
-        let cost = exec.fees.call(call.method.len() as u64, call.arg.len() as u64);
+        let cost = exec
+            .fees
+            .call(call.method.len() as u64, call.arg.len() as u64);
         let prepayment = exec.fees.response_prepayment();
         if liquid(exec) < cost + prepayment {
             exec.balance += call.cycles;
@@ -756,17 +885,25 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         exec.calls.push(call);
         Ok(0i32)
     });
-    api!(l, "stable64_size", |c| { Ok(c.data().stable.pages() as i64) });
-    api!(l, "stable64_grow", |c, pages: i64| { Ok(c.data_mut().stable.grow(pages as u64) as i64) });
-    api!(l, "stable64_write", |c, offset: i64, src: i64, size: i64| {
-        c.data().stable.check(offset as u64, size as u64)?;
-        let src = i32::try_from(src).map_err(|_| trap(TrapKind::HeapOutOfBounds))?;
-        let size = i32::try_from(size).map_err(|_| trap(TrapKind::HeapOutOfBounds))?;
-        let bytes = read_heap(&c, src, size)?;
-        charge(&mut c, bytes.len() as u64)?;
-        c.data_mut().stable.write(offset as u64, &bytes);
-        Ok(())
+    api!(l, "stable64_size", |c| {
+        Ok(c.data().stable.pages() as i64)
     });
+    api!(l, "stable64_grow", |c, pages: i64| {
+        Ok(c.data_mut().stable.grow(pages as u64) as i64)
+    });
+    api!(
+        l,
+        "stable64_write",
+        |c, offset: i64, src: i64, size: i64| {
+            c.data().stable.check(offset as u64, size as u64)?;
+            let src = i32::try_from(src).map_err(|_| trap(TrapKind::HeapOutOfBounds))?;
+            let size = i32::try_from(size).map_err(|_| trap(TrapKind::HeapOutOfBounds))?;
+            let bytes = read_heap(&c, src, size)?;
+            charge(&mut c, bytes.len() as u64)?;
+            c.data_mut().stable.write(offset as u64, &bytes);
+            Ok(())
+        }
+    );
     api!(l, "stable64_read", |c, dst: i64, offset: i64, size: i64| {
         c.data().stable.check(offset as u64, size as u64)?;
         let dst = i32::try_from(dst).map_err(|_| trap(TrapKind::HeapOutOfBounds))?;
@@ -780,9 +917,18 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         state.stable.copy_to(offset as u64, out);
         Ok(())
     });
-    api!(l, "root_key_size", |c| { Ok(c.data().exec.root_key.len() as i32) });
+    api!(l, "root_key_size", |c| {
+        Ok(c.data().exec.root_key.len() as i32)
+    });
     api!(l, "root_key_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(&mut c, "root_key_copy", |e| e.root_key.clone(), dst, off, size)
+        copy_out(
+            &mut c,
+            "root_key_copy",
+            |e| e.root_key.clone(),
+            dst,
+            off,
+            size,
+        )
     });
     api!(l, "certified_data_set", |c, src: i32, size: i32| {
         if size as u32 as usize > MAX_CERTIFIED_DATA {
@@ -799,11 +945,31 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         Ok(i32::from(c.data().exec.data_certificate.is_some()))
     });
     api!(l, "data_certificate_size", |c| {
-        Ok(c.data_mut().exec.data_certificate.as_mut().map_or(0, |d| d.bytes().len()) as i32)
+        Ok(c.data_mut()
+            .exec
+            .data_certificate
+            .as_mut()
+            .map_or(0, |d| d.bytes().len()) as i32)
     });
-    api!(l, "data_certificate_copy", |c, dst: i32, off: i32, size: i32| {
-        copy_out(&mut c, "data_certificate_copy", |e| e.data_certificate.clone().map(|mut d| d.bytes().to_vec()).unwrap_or_default(), dst, off, size)
-    });
+    api!(
+        l,
+        "data_certificate_copy",
+        |c, dst: i32, off: i32, size: i32| {
+            copy_out(
+                &mut c,
+                "data_certificate_copy",
+                |e| {
+                    e.data_certificate
+                        .clone()
+                        .map(|mut d| d.bytes().to_vec())
+                        .unwrap_or_default()
+                },
+                dst,
+                off,
+                size,
+            )
+        }
+    );
     api!(l, "time", |c| { Ok(c.data().exec.time as i64) });
     api!(l, "global_timer_set", |c, timestamp: i64| {
         let exec = &mut c.data_mut().exec;
@@ -817,7 +983,9 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         match counter {
             0 => Ok(used as i64),
             1 => Ok((c.data().exec.call_context_instructions + used) as i64),
-            _ => Err(violation(format!("ic0.performance_counter: unknown counter type {counter}"))),
+            _ => Err(violation(format!(
+                "ic0.performance_counter: unknown counter type {counter}"
+            ))),
         }
     });
     api!(l, "is_controller", |c, src: i32, size: i32| {
@@ -825,38 +993,73 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
         let p = principal(&bytes)?;
         Ok(i32::from(c.data().exec.controllers.contains(&p)))
     });
-    api!(l, "in_replicated_execution", |c| { Ok(i32::from(c.data().exec.ctx.is_replicated())) });
-    api!(l, "cost_call", |c, name_size: i64, payload_size: i64, dst: i32| {
-        let cost = c.data().exec.fees.call(name_size as u64, payload_size as u64);
+    api!(l, "in_replicated_execution", |c| {
+        Ok(i32::from(c.data().exec.ctx.is_replicated()))
+    });
+    api!(l, "cost_call", |c,
+                          name_size: i64,
+                          payload_size: i64,
+                          dst: i32| {
+        let cost = c
+            .data()
+            .exec
+            .fees
+            .call(name_size as u64, payload_size as u64);
         write_u128(&mut c, dst, cost)
     });
     api!(l, "cost_create_canister", |c, dst: i32| {
         let cost = c.data().exec.fees.create_canister();
         write_u128(&mut c, dst, cost)
     });
-    api!(l, "cost_http_request", |c, request_size: i64, max_res: i64, dst: i32| {
-        let cost = c.data().exec.fees.http_request(request_size as u64, max_res as u64);
-        write_u128(&mut c, dst, cost)
+    api!(
+        l,
+        "cost_http_request",
+        |c, request_size: i64, max_res: i64, dst: i32| {
+            let cost = c
+                .data()
+                .exec
+                .fees
+                .http_request(request_size as u64, max_res as u64);
+            write_u128(&mut c, dst, cost)
+        }
+    );
+    api!(
+        l,
+        "cost_http_request_v2",
+        |c, src: i32, size: i32, dst: i32| {
+            let _ = (src, size, dst);
+            Err::<(), Error>(violation(
+                "ic0.cost_http_request_v2: HTTPS outcalls are not modelled by the emulator",
+            ))
+        }
+    );
+    api!(
+        l,
+        "cost_sign_with_ecdsa",
+        |c, src: i32, size: i32, curve: i32, dst: i32| {
+            let name = key_name(&c, src, size)?;
+            cost_threshold(&mut c, &name, curve == 0, dst)
+        }
+    );
+    api!(
+        l,
+        "cost_sign_with_schnorr",
+        |c, src: i32, size: i32, algorithm: i32, dst: i32| {
+            let name = key_name(&c, src, size)?;
+            cost_threshold(&mut c, &name, algorithm == 0 || algorithm == 1, dst)
+        }
+    );
+    api!(
+        l,
+        "cost_vetkd_derive_key",
+        |c, src: i32, size: i32, curve: i32, dst: i32| {
+            let name = key_name(&c, src, size)?;
+            cost_threshold(&mut c, &name, curve == 0, dst)
+        }
+    );
+    api!(l, "env_var_count", |c| {
+        Ok(c.data().exec.env_vars.len() as i32)
     });
-    api!(l, "cost_http_request_v2", |c, src: i32, size: i32, dst: i32| {
-        let _ = (src, size, dst);
-        Err::<(), Error>(violation(
-            "ic0.cost_http_request_v2: HTTPS outcalls are not modelled by the emulator",
-        ))
-    });
-    api!(l, "cost_sign_with_ecdsa", |c, src: i32, size: i32, curve: i32, dst: i32| {
-        let name = key_name(&c, src, size)?;
-        cost_threshold(&mut c, &name, curve == 0, dst)
-    });
-    api!(l, "cost_sign_with_schnorr", |c, src: i32, size: i32, algorithm: i32, dst: i32| {
-        let name = key_name(&c, src, size)?;
-        cost_threshold(&mut c, &name, algorithm == 0 || algorithm == 1, dst)
-    });
-    api!(l, "cost_vetkd_derive_key", |c, src: i32, size: i32, curve: i32, dst: i32| {
-        let name = key_name(&c, src, size)?;
-        cost_threshold(&mut c, &name, curve == 0, dst)
-    });
-    api!(l, "env_var_count", |c| { Ok(c.data().exec.env_vars.len() as i32) });
     api!(l, "env_var_name_size", |c, index: i32| {
         let exec = &c.data().exec;
         exec.env_vars
@@ -864,28 +1067,70 @@ pub fn linker(engine: &wasmi::Engine) -> Result<Linker<HostState>, Error> {
             .map(|(n, _)| n.len() as i32)
             .ok_or_else(|| violation("ic0.env_var_name_size: index out of bounds"))
     });
-    api!(l, "env_var_name_copy", |c, index: i32, dst: i32, off: i32, size: i32| {
-        let name = c.data().exec.env_vars.get(index as u32 as usize).map(|(n, _)| n.clone())
-            .ok_or_else(|| violation("ic0.env_var_name_copy: index out of bounds"))?;
-        copy_out(&mut c, "env_var_name_copy", |_| name.into_bytes(), dst, off, size)
-    });
+    api!(
+        l,
+        "env_var_name_copy",
+        |c, index: i32, dst: i32, off: i32, size: i32| {
+            let name = c
+                .data()
+                .exec
+                .env_vars
+                .get(index as u32 as usize)
+                .map(|(n, _)| n.clone())
+                .ok_or_else(|| violation("ic0.env_var_name_copy: index out of bounds"))?;
+            copy_out(
+                &mut c,
+                "env_var_name_copy",
+                |_| name.into_bytes(),
+                dst,
+                off,
+                size,
+            )
+        }
+    );
     api!(l, "env_var_name_exists", |c, src: i32, size: i32| {
         let name = read_heap(&c, src, size)?;
-        Ok(i32::from(c.data().exec.env_vars.iter().any(|(n, _)| n.as_bytes() == name)))
+        Ok(i32::from(
+            c.data()
+                .exec
+                .env_vars
+                .iter()
+                .any(|(n, _)| n.as_bytes() == name),
+        ))
     });
     api!(l, "env_var_value_size", |c, src: i32, size: i32| {
         let name = read_heap(&c, src, size)?;
-        c.data().exec.env_vars.iter().find(|(n, _)| n.as_bytes() == name)
+        c.data()
+            .exec
+            .env_vars
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name)
             .map(|(_, v)| v.len() as i32)
             .ok_or_else(|| violation("ic0.env_var_value_size: no such environment variable"))
     });
-    api!(l, "env_var_value_copy", |c, src: i32, size: i32, dst: i32, off: i32, len: i32| {
-        let name = read_heap(&c, src, size)?;
-        let value = c.data().exec.env_vars.iter().find(|(n, _)| n.as_bytes() == name)
-            .map(|(_, v)| v.clone())
-            .ok_or_else(|| violation("ic0.env_var_value_copy: no such environment variable"))?;
-        copy_out(&mut c, "env_var_value_copy", |_| value.into_bytes(), dst, off, len)
-    });
+    api!(
+        l,
+        "env_var_value_copy",
+        |c, src: i32, size: i32, dst: i32, off: i32, len: i32| {
+            let name = read_heap(&c, src, size)?;
+            let value = c
+                .data()
+                .exec
+                .env_vars
+                .iter()
+                .find(|(n, _)| n.as_bytes() == name)
+                .map(|(_, v)| v.clone())
+                .ok_or_else(|| violation("ic0.env_var_value_copy: no such environment variable"))?;
+            copy_out(
+                &mut c,
+                "env_var_value_copy",
+                |_| value.into_bytes(),
+                dst,
+                off,
+                len,
+            )
+        }
+    );
     api!(l, "debug_print", |c, src: i32, size: i32| {
         // The IC ignores an out-of-bounds debug_print rather than trapping.
         let line = read_heap(&c, src, size).map(|b| String::from_utf8_lossy(&b).into_owned());
@@ -942,7 +1187,10 @@ mod tests {
         assert!(!is_permitted("certified_data_set", Ctx::NonReplicatedQuery));
         assert!(!is_permitted("certified_data_set", Ctx::ReplicatedQuery));
         assert!(is_permitted("certified_data_set", Ctx::Update));
-        assert!(is_permitted("data_certificate_copy", Ctx::NonReplicatedQuery));
+        assert!(is_permitted(
+            "data_certificate_copy",
+            Ctx::NonReplicatedQuery
+        ));
         assert!(!is_permitted("data_certificate_copy", Ctx::Update));
         assert!(!is_permitted("call_new", Ctx::NonReplicatedQuery));
         assert!(is_permitted("stable64_size", Ctx::Start));

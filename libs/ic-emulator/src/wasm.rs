@@ -93,7 +93,8 @@ pub(crate) const IC0_API: &[(&str, &[ValType], &[ValType])] = &[
     ("env_var_value_size", &[I32, I32], &[I32]),
     ("env_var_value_copy", &[I32, I32, I32, I32, I32], &[]),
     ("debug_print", &[I32, I32], &[]),
-    ("trap", &[I32, I32], &[]),];
+    ("trap", &[I32, I32], &[]),
+];
 
 /// What a canister module exports, as the IC reads it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -210,7 +211,8 @@ struct Checked {
 }
 
 fn check(raw: &[u8]) -> Result<Checked, InvalidModule> {
-    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::default());
+    let mut validator =
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::default());
     validator
         .validate_all(raw)
         .map_err(|e| invalid(format!("Failed to decode wasm module: {e}")))?;
@@ -225,7 +227,8 @@ fn check(raw: &[u8]) -> Result<Checked, InvalidModule> {
     let mut has_table = false;
     let mut memories = 0usize;
     let mut method_names: BTreeSet<String> = BTreeSet::new();
-    let err = |e: wasmparser::BinaryReaderError| invalid(format!("Failed to decode wasm module: {e}"));
+    let err =
+        |e: wasmparser::BinaryReaderError| invalid(format!("Failed to decode wasm module: {e}"));
 
     for payload in Parser::new(0).parse_all(raw) {
         match payload.map_err(err)? {
@@ -298,15 +301,19 @@ fn check(raw: &[u8]) -> Result<Checked, InvalidModule> {
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export.map_err(err)?;
-                    check_export(&export, &types, &func_types, &mut exports, &mut method_names)?;
+                    check_export(
+                        &export,
+                        &types,
+                        &func_types,
+                        &mut exports,
+                        &mut method_names,
+                    )?;
                 }
             }
-            Payload::CodeSectionStart { size, .. } => {
-                if size as usize > MAX_CODE_SECTION_SIZE {
-                    return Err(invalid(format!(
-                        "Wasm module code section size of {size} exceeds the maximum allowed size of {MAX_CODE_SECTION_SIZE}."
-                    )));
-                }
+            Payload::CodeSectionStart { size, .. } if size as usize > MAX_CODE_SECTION_SIZE => {
+                return Err(invalid(format!(
+                    "Wasm module code section size of {size} exceeds the maximum allowed size of {MAX_CODE_SECTION_SIZE}."
+                )));
             }
             Payload::CustomSection(section) => {
                 let name = section.name();
@@ -417,13 +424,18 @@ fn check_export(
 /// so the emulator can call callbacks by table index and roll globals back.
 fn rewrite(raw: &[u8], checked: &Checked) -> Result<Vec<u8>, InvalidModule> {
     use wasm_encoder::{ExportKind, ExportSection, RawSection};
-    let err = |e: wasmparser::BinaryReaderError| invalid(format!("Failed to decode wasm module: {e}"));
+    let err =
+        |e: wasmparser::BinaryReaderError| invalid(format!("Failed to decode wasm module: {e}"));
     let extra = |section: &mut ExportSection| {
         if checked.has_table {
             section.export(TABLE_EXPORT, ExportKind::Table, 0);
         }
         for index in &checked.mutable_globals {
-            section.export(&format!("{GLOBAL_EXPORT_PREFIX}{index}"), ExportKind::Global, *index);
+            section.export(
+                &format!("{GLOBAL_EXPORT_PREFIX}{index}"),
+                ExportKind::Global,
+                *index,
+            );
         }
     };
     let mut module = wasm_encoder::Module::new();

@@ -14,20 +14,35 @@ fn install(module: &[u8]) -> Result<(), ic_emulator::RejectResponse> {
 
 fn assert_invalid(module: &[u8], needle: &str) {
     let err = install(module).expect_err("the module must be refused");
-    assert_eq!(err.error_code, Some(ErrorCode::CanisterInvalidWasm), "{err}");
+    assert_eq!(
+        err.error_code,
+        Some(ErrorCode::CanisterInvalidWasm),
+        "{err}"
+    );
     assert_eq!(err.reject_code, RejectCode::CanisterError);
-    assert!(err.reject_message.contains(needle), "{}", err.reject_message);
+    assert!(
+        err.reject_message.contains(needle),
+        "{}",
+        err.reject_message
+    );
 }
 
 #[test]
 fn should_refuse_a_wasi_import() {
-    let m = wasm(r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) (memory 1))"#);
-    assert_invalid(&m, "Module imports function 'fd_write' from 'wasi_snapshot_preview1' that is not exported by the runtime");
+    let m = wasm(
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32))) (memory 1))"#,
+    );
+    assert_invalid(
+        &m,
+        "Module imports function 'fd_write' from 'wasi_snapshot_preview1' that is not exported by the runtime",
+    );
 }
 
 #[test]
 fn should_refuse_a_wbindgen_import() {
-    let m = wasm(r#"(module (import "__wbindgen_placeholder__" "__wbindgen_describe" (func (param i32))) (memory 1))"#);
+    let m = wasm(
+        r#"(module (import "__wbindgen_placeholder__" "__wbindgen_describe" (func (param i32))) (memory 1))"#,
+    );
     assert_invalid(&m, "not exported by the runtime");
 }
 
@@ -57,7 +72,9 @@ fn should_refuse_a_reserved_export_name() {
 
 #[test]
 fn should_refuse_a_method_exported_as_update_and_query() {
-    let m = wasm(r#"(module (func $f) (export "canister_update f" (func $f)) (export "canister_query f" (func $f)) (memory 1))"#);
+    let m = wasm(
+        r#"(module (func $f) (export "canister_update f" (func $f)) (export "canister_query f" (func $f)) (memory 1))"#,
+    );
     assert_invalid(&m, "Duplicate function 'f'");
 }
 
@@ -87,7 +104,9 @@ fn should_refuse_an_unscoped_icp_custom_section() {
 #[test]
 fn should_accept_a_gzipped_module_and_read_its_exports() {
     use std::io::Write;
-    let m = wasm(r#"(module (memory 1) (func (export "canister_query q")) (func (export "canister_update u")) (func (export "canister_init")))"#);
+    let m = wasm(
+        r#"(module (memory 1) (func (export "canister_query q")) (func (export "canister_update u")) (func (export "canister_init")))"#,
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&m).unwrap();
     let compiled = wasm::compile(&gz.finish().unwrap()).expect("valid module");
@@ -102,14 +121,20 @@ fn should_run_the_start_function_and_trap_the_install_when_it_traps() {
     let m = wasm(r#"(module (memory 1) (func $s unreachable) (start $s))"#);
     let err = install(&m).expect_err("a trapping start function fails the install");
     assert_eq!(err.error_code, Some(ErrorCode::CanisterTrapped));
-    assert!(err.reject_message.contains("unreachable"), "{}", err.reject_message);
+    assert!(
+        err.reject_message.contains("unreachable"),
+        "{}",
+        err.reject_message
+    );
 }
 
 #[test]
 fn should_reject_calls_to_a_canister_without_a_module() {
     let mut emu = Emulator::new();
     let id = emu.create_canister();
-    let err = emu.update_call(id, candid::Principal::anonymous(), "f", vec![]).unwrap_err();
+    let err = emu
+        .update_call(id, candid::Principal::anonymous(), "f", vec![])
+        .unwrap_err();
     assert_eq!(err.error_code, Some(ErrorCode::CanisterWasmModuleNotFound));
 }
 
@@ -117,12 +142,22 @@ fn should_reject_calls_to_a_canister_without_a_module() {
 fn should_reject_an_unknown_canister_and_an_unknown_method() {
     let mut emu = Emulator::new();
     let unknown = ic_emulator::canister_id_from_index(0x200_0999);
-    let err = emu.update_call(unknown, candid::Principal::anonymous(), "f", vec![]).unwrap_err();
+    let err = emu
+        .update_call(unknown, candid::Principal::anonymous(), "f", vec![])
+        .unwrap_err();
     assert_eq!(err.error_code, Some(ErrorCode::CanisterNotFound));
     assert_eq!(err.reject_code, RejectCode::DestinationInvalid);
     let id = emu.create_canister();
-    emu.install_canister(id, &wasm(r#"(module (memory 1) (func (export "canister_update u")))"#), vec![], None).unwrap();
-    let err = emu.update_call(id, candid::Principal::anonymous(), "nope", vec![]).unwrap_err();
+    emu.install_canister(
+        id,
+        &wasm(r#"(module (memory 1) (func (export "canister_update u")))"#),
+        vec![],
+        None,
+    )
+    .unwrap();
+    let err = emu
+        .update_call(id, candid::Principal::anonymous(), "nope", vec![])
+        .unwrap_err();
     assert_eq!(err.error_code, Some(ErrorCode::CanisterMethodNotFound));
     assert!(err.reject_message.contains("has no update method 'nope'"));
 }
