@@ -273,6 +273,16 @@ fn should_sign_verifiably_with_every_scheme_and_keep_its_promises() {
             poor.is_err(),
             "{scheme}: a node without cycles must not sign"
         );
+        // Enough to run an update (the emulator, like the IC, withdraws the
+        // 40 B-instruction prepayment first) but not to pay for a signature:
+        // the node says so with its typed error before any threshold call.
+        emu.set_cycle_balance(node, 50_000_000_000);
+        match sign(&mut emu, node, &h2) {
+            Err(SignError::InsufficientCycles { available, required }) => {
+                assert!(available < required, "{scheme}: {available} < {required}");
+            }
+            other => panic!("{scheme}: expected InsufficientCycles, got {other:?}"),
+        }
         emu.set_cycle_balance(node, 100_000_000_000_000);
         let page = certified_page(&mut emu, node, 0, 10);
         assert_eq!(page.total, 2, "nothing was recorded");
