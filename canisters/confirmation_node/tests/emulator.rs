@@ -278,7 +278,10 @@ fn should_sign_verifiably_with_every_scheme_and_keep_its_promises() {
         // the node says so with its typed error before any threshold call.
         emu.set_cycle_balance(node, 50_000_000_000);
         match sign(&mut emu, node, &h2) {
-            Err(SignError::InsufficientCycles { available, required }) => {
+            Err(SignError::InsufficientCycles {
+                available,
+                required,
+            }) => {
                 assert!(available < required, "{scheme}: {available} < {required}");
             }
             other => panic!("{scheme}: expected InsufficientCycles, got {other:?}"),
