@@ -2,7 +2,7 @@
 //! through messages: canister lifecycle, chunked installs, randomness and the
 //! threshold-key APIs, with the IC's controller checks and fees.
 
-use crate::emulator::{Emulator, Origin, canister_id_from_index};
+use crate::emulator::{Emulator, Origin};
 use crate::fees::threshold_fee;
 use crate::types::{CanisterRunStatus, ErrorCode, InstallMode, RejectCode, RejectResponse};
 use crate::wasm;
@@ -265,11 +265,8 @@ pub(crate) fn handle(
         "delete_canister" => {
             let args: mc::CanisterIdRecord = decode(arg)?;
             controller_check(emu, caller, args.canister_id, method)?;
-            let balance = emu.cycle_balance(args.canister_id);
             emu.delete(args.canister_id)?;
-            // The caller gets the deleted canister's cycles back only through
-            // withdrawal in the real IC; here they are burned, as on the IC.
-            let _ = balance;
+            // A deleted canister's remaining cycles are burned, as on the IC.
             encode(&())
         }
         "canister_status" => {
@@ -553,9 +550,4 @@ fn status(emu: &Emulator, canister: Principal) -> Result<mc::CanisterStatusResul
             response_payload_bytes_total: Nat::from(0u8),
         },
     })
-}
-
-#[allow(dead_code)]
-fn first_canister_id() -> Principal {
-    canister_id_from_index(0)
 }
