@@ -31,30 +31,12 @@ pub enum InstallMode {
     Upgrade,
 }
 
-/// The reject codes of the IC Interface Specification.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum RejectCode {
-    SysFatal = 1,
-    SysTransient = 2,
-    DestinationInvalid = 3,
-    CanisterReject = 4,
-    CanisterError = 5,
-    SysUnknown = 6,
-}
+/// The reject codes of the IC Interface Specification (one type for both backends).
+pub use ic_emulator::RejectCode;
 
-impl RejectCode {
-    /// The code for a raw value, `None` outside 1..=6.
-    pub fn from_u32(code: u32) -> Option<Self> {
-        Some(match code {
-            1 => Self::SysFatal,
-            2 => Self::SysTransient,
-            3 => Self::DestinationInvalid,
-            4 => Self::CanisterReject,
-            5 => Self::CanisterError,
-            6 => Self::SysUnknown,
-            _ => return None,
-        })
-    }
+/// The sender of a call made without one: the anonymous principal, as PocketIC does.
+pub(crate) fn anonymous(sender: Option<Principal>) -> Principal {
+    sender.unwrap_or(Principal::anonymous())
 }
 
 /// A call (or a management operation) that did not succeed.

@@ -8,7 +8,7 @@ use ic_emulator::{Emulator, RejectResponse};
 
 use crate::backend::{
     CallError, CallId, CanisterRunStatus, CanisterSpec, CanisterStatus, DEFAULT_CANISTER_CYCLES,
-    IcBackend, InstallMode, RejectCode, SubnetKind,
+    IcBackend, InstallMode, SubnetKind, anonymous,
 };
 
 /// A fresh emulated IC (its own NNS, application and fiduciary subnets).
@@ -35,14 +35,9 @@ impl Default for EmulatorBackend {
     }
 }
 
-fn anonymous(sender: Option<Principal>) -> Principal {
-    sender.unwrap_or(Principal::anonymous())
-}
-
 fn to_call_error(reject: RejectResponse) -> CallError {
     CallError {
-        reject_code: RejectCode::from_u32(reject.reject_code as u32)
-            .expect("BUG: emulator reject code outside 1..=6"),
+        reject_code: reject.reject_code,
         message: reject.reject_message,
         error_code: reject.error_code.map(|code| code.to_string()),
     }

@@ -16,7 +16,7 @@ use serde_bytes::ByteBuf;
 
 use crate::backend::{
     CallError, CallId, CanisterRunStatus, CanisterSpec, CanisterStatus, IcBackend, InstallMode,
-    RejectCode, SubnetKind,
+    RejectCode, SubnetKind, anonymous,
 };
 
 /// The management canister's `install_code` argument.
@@ -75,10 +75,6 @@ impl Default for PocketIcBackend {
     fn default() -> Self {
         Self::new()
     }
-}
-
-fn anonymous(sender: Option<Principal>) -> Principal {
-    sender.unwrap_or(Principal::anonymous())
 }
 
 fn to_call_error(reject: RejectResponse) -> CallError {
