@@ -4,6 +4,9 @@
 #   scripts/build.sh            every canister (canisters/*) and fixture (tests/fixtures/*)
 #   scripts/build.sh NAME...    only those
 #
+# CARGO_TARGET_DIR and STRATROS_OUT_DIR (default: out) move the build and its
+# outputs; scripts/check_reproducible.sh uses them to build a second time.
+#
 # The same sources give byte-identical output: paths are remapped, gzip stores
 # no name or time, and the Candid interface is embedded as the public
 # `candid:service` metadata section (so Candid UI and dfx see it).
@@ -25,23 +28,25 @@ rustup target list --installed 2>/dev/null | grep -q '^wasm32-unknown-unknown$' 
 
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$root=/stratros --remap-path-prefix=$cargo_home=/cargo"
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+out_dir=${STRATROS_OUT_DIR:-$root/out}
 packages=()
 for name in "${names[@]}"; do packages+=(-p "$name"); done
 cargo build --locked --release --target wasm32-unknown-unknown "${packages[@]}"
 
-mkdir -p out
+mkdir -p "$out_dir"
 for name in "${names[@]}"; do
-    wasm="target/wasm32-unknown-unknown/release/$name.wasm"
+    wasm="$target_dir/wasm32-unknown-unknown/release/$name.wasm"
+    out="$out_dir/$name.wasm"
     [ -f "$wasm" ] || { echo "build.sh: $wasm was not produced (is $name a cdylib?)" >&2; exit 1; }
-    cp "$wasm" "out/$name.wasm"
+    cp "$wasm" "$out"
     if command -v ic-wasm >/dev/null 2>&1; then
-        ic-wasm "out/$name.wasm" -o "out/$name.wasm" shrink
+        ic-wasm "$out" -o "$out" shrink
     fi
     if [ -f "candid/$name.did" ]; then
-        python3 scripts/wasm_metadata.py "out/$name.wasm" "candid:service" "candid/$name.did"
+        python3 scripts/wasm_metadata.py "$out" "candid:service" "candid/$name.did"
     fi
-    gzip --no-name -9 -c "out/$name.wasm" > "out/$name.wasm.gz"
+    gzip --no-name -9 -c "$out" > "$out.gz"
     printf '%-24s %9d bytes  %9d gzipped  sha256 %s\n' "$name" \
-        "$(stat -c %s "out/$name.wasm")" "$(stat -c %s "out/$name.wasm.gz")" \
-        "$(sha256sum "out/$name.wasm" | cut -c1-16)"
+        "$(stat -c %s "$out")" "$(stat -c %s "$out.gz")" "$(sha256sum "$out" | cut -c1-16)"
 done

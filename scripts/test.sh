@@ -21,6 +21,9 @@ rustc --version
 section "build canisters"
 bash scripts/build.sh
 
+section "reproducible build"
+bash scripts/check_reproducible.sh
+
 section "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -40,8 +43,11 @@ if [ -n "${POCKET_IC_BIN:-}" ]; then
 else
     echo "integration backend: emulator (set POCKET_IC_BIN to also run the scenarios on PocketIC)"
 fi
+# Keep going when tests fail, so the summary below is always printed.
+set +e
 cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
 status=${PIPESTATUS[0]}
+set -e
 
 section "done"
 passed=$(grep -Eo '[0-9]+ passed' target/test-output.txt | awk '{s+=$1} END {print s+0}')

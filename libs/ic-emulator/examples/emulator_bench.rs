@@ -42,13 +42,39 @@ fn main() {
             .expect("increment");
     }
     let update = start.elapsed() / n;
+    let instructions = emu.executions().last().map_or(0, |e| e.instructions);
     let start = Instant::now();
     for _ in 0..n {
         emu.query_call(id, user, "get_state", arg.clone())
             .expect("query");
     }
     let query = start.elapsed() / n;
-    let instructions = emu.executions().last().map_or(0, |e| e.instructions);
+    let heap = emu.canister_status(id).map_or(0, |s| s.memory_size);
+
+    // The emulator's fixed cost per message: a hand-written canister with one
+    // page of heap and no `canister_inspect_message`, whose update replies
+    // with an empty message. The probe above pays, on top of executing its
+    // Candid code, for snapshotting its ~3 MB of memory (and again for its
+    // `canister_inspect_message`, which the IC also runs for ingress).
+    let minimal = wat::parse_str(
+        r#"(module
+            (import "ic0" "msg_reply" (func $reply))
+            (memory 1)
+            (func (export "canister_update ping") call $reply))"#,
+    )
+    .expect("valid WAT");
+    let tiny = emu.create_canister();
+    emu.install_canister(tiny, &minimal, vec![], None)
+        .expect("install");
+    for _ in 0..100 {
+        emu.update_call(tiny, user, "ping", vec![])
+            .expect("warm-up");
+    }
+    let start = Instant::now();
+    for _ in 0..n {
+        emu.update_call(tiny, user, "ping", vec![]).expect("ping");
+    }
+    let minimal_update = start.elapsed() / n;
 
     // 10 canisters, 1,000 inter-canister calls (each call_increment is one call).
     let mut emu = Emulator::new();
@@ -81,6 +107,10 @@ fn main() {
     println!("install of a cached module          {cached_install:>12.2?}");
     println!(
         "small update round trip             {update:>12.2?}   (target <= 100 µs; {instructions} instructions)"
+    );
+    println!("canister memory (heap + stable)     {heap:>12} bytes");
+    println!(
+        "minimal update round trip           {minimal_update:>12.2?}   (the emulator's fixed cost per message)"
     );
     println!("small query round trip              {query:>12.2?}");
     println!("10 canisters, 1,000 calls           {scenario:>12.2?}   (target < 10 s)");

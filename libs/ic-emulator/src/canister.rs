@@ -201,7 +201,7 @@ pub fn instantiate(
 const WASM_NATIVE_STACK: usize = 256 * 1024 * 1024;
 
 fn on_wasm_stack<R>(f: impl FnOnce() -> R) -> R {
-    stacker::grow(WASM_NATIVE_STACK, f)
+    crate::stack::run(WASM_NATIVE_STACK, f)
 }
 
 /// Maps a wasmi error to the IC's trap kinds.

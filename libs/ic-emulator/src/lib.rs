@@ -11,6 +11,7 @@ mod canister;
 mod emulator;
 pub mod fees;
 mod management;
+mod stack;
 pub mod system_api;
 mod types;
 pub mod wasm;

@@ -8,6 +8,7 @@ pub mod bytes;
 pub mod encoding;
 pub mod equivocation;
 pub mod merkle;
+pub mod packed;
 pub mod quorum;
 pub mod receipt;
 pub mod types;
@@ -19,6 +20,7 @@ pub use encoding::{
 };
 pub use equivocation::{EvidenceError, check_equivocation_structure};
 pub use merkle::StratrosHasher;
+pub use packed::{decode_packed, encode_packed};
 pub use quorum::PolicyError;
 pub use types::*;
 

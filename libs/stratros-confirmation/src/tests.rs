@@ -437,3 +437,36 @@ fn should_name_schemes_identically_in_candid_and_json() {
         );
     }
 }
+
+mod packed_form {
+    use crate::{Blob, Hash32, RecordInput, decode_packed, encode_packed};
+
+    #[test]
+    fn should_round_trip_packed_records_and_refuse_malformed_ones() {
+        let records = vec![
+            RecordInput {
+                content_hash: Hash32([1; 32]),
+                kind: "inference".into(),
+                reference: "r-1".into(),
+                payload: Some(Blob(vec![1, 2, 3])),
+            },
+            RecordInput {
+                content_hash: Hash32([2; 32]),
+                kind: String::new(),
+                reference: String::new(),
+                payload: None,
+            },
+        ];
+        let bytes = encode_packed(&records);
+        assert_eq!(decode_packed(&bytes, 10), Ok(records.clone()));
+        assert!(decode_packed(&bytes, 1).is_err(), "count over the limit");
+        assert!(
+            decode_packed(&bytes[..bytes.len() - 1], 10).is_err(),
+            "truncated"
+        );
+        let mut trailing = bytes.clone();
+        trailing.push(0);
+        assert!(decode_packed(&trailing, 10).is_err(), "trailing bytes");
+        assert_eq!(decode_packed(&encode_packed(&[]), 10), Ok(vec![]));
+    }
+}

@@ -1,0 +1,31 @@
+//! The Stratros confirmation hub.
+//!
+//! Accepts records from authorized submitters, seals them into Merkle-tree batches with
+//! hash-chained headers, asks every registered confirmation node to sign each header, records
+//! the quorum certificate, certifies the header chain in its certified data and serves
+//! receipts that `stratros-verify` checks offline. See the README.
+
+mod admin;
+pub mod certified;
+pub mod confirm;
+mod endpoints;
+pub mod index;
+pub mod lifecycle;
+pub mod runtime;
+pub mod state;
+pub mod storage;
+mod timer;
+pub mod types;
+
+pub use types::*;
+
+// `export_candid!` names the endpoint types as the endpoint modules write them.
+#[allow(unused_imports)]
+use candid::Principal;
+#[allow(unused_imports)]
+use stratros_confirmation::{Blob, PolicyNode, QuorumRule, Receipt, RecordId, RecordInput};
+
+ic_cdk::export_candid!();
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,752 @@
+//! Native unit tests of the hub's logic, with a stub runtime.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, VecDeque};
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use candid::Principal;
+use candid_parser::utils::{CandidSource, service_equal};
+use ic_cbor::HashTreeToCbor;
+use ic_certification::{HashTree, LookupResult};
+use proptest::prelude::*;
+use stratros_confirmation::merkle::verify_proof;
+use stratros_confirmation::{
+    BatchHeader, Blob, Confirmation, Hash32, PolicyNode, QuorumRule, RecordInput, Scheme,
+    certified_header_path, header_hash, leaf_hash,
+};
+
+use crate::confirm::run_tick;
+use crate::runtime::Runtime;
+use crate::state::{NANOS_PER_SECOND, SignOutcome, mutate_state, read_state, reset_state};
+use crate::types::node_api::{SignError, SignResponse};
+use crate::types::{
+    AdminError, Arg, BatchError, ConfigUpdate, InitArgs, ReceiptError, SubmitError, UpgradeArgs,
+};
+use crate::{admin, lifecycle};
+
+const T0: u64 = 1_767_225_600_000_000_000;
+
+fn hub() -> Principal {
+    Principal::from_slice(&[1, 2, 3, 4, 5, 6, 7, 8, 1, 1])
+}
+fn controller() -> Principal {
+    Principal::from_slice(&[7; 10])
+}
+fn submitter(i: u8) -> Principal {
+    Principal::from_slice(&[0x50, i, 1, 1])
+}
+fn node(i: u8) -> Principal {
+    Principal::from_slice(&[9, 9, 9, 9, 9, 9, 9, i, 1, 1])
+}
+
+fn nodes() -> Vec<PolicyNode> {
+    Scheme::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, scheme)| PolicyNode {
+            node: node(i as u8),
+            scheme: *scheme,
+            key_name: "key_1".into(),
+        })
+        .collect()
+}
+
+/// A stub IC: `sign_header` answers at once, with the queued outcome of that node if any, else
+/// with a well-formed (fake) signature.
+struct Stub {
+    caller: Cell<Principal>,
+    now: Cell<u64>,
+    certified: Cell<[u8; 32]>,
+    outcomes: RefCell<BTreeMap<Principal, VecDeque<SignOutcome>>>,
+    calls: RefCell<Vec<(Principal, u64)>>,
+}
+
+impl Stub {
+    fn new() -> Self {
+        Stub {
+            caller: Cell::new(submitter(1)),
+            now: Cell::new(T0),
+            certified: Cell::new([0; 32]),
+            outcomes: RefCell::new(BTreeMap::new()),
+            calls: RefCell::new(Vec::new()),
+        }
+    }
+    fn advance(&self, seconds: u64) {
+        self.now.set(self.now.get() + seconds * NANOS_PER_SECOND);
+    }
+    fn queue(&self, node: Principal, outcome: SignOutcome) {
+        self.outcomes
+            .borrow_mut()
+            .entry(node)
+            .or_default()
+            .push_back(outcome);
+    }
+}
+
+fn fake_confirmation(node: Principal, scheme: Scheme, header: &BatchHeader) -> SignResponse {
+    SignResponse {
+        confirmation: Confirmation {
+            node,
+            scheme,
+            key_name: "key_1".into(),
+            public_key: Blob(vec![2; scheme.public_key_len()]),
+            signature: Blob(vec![header.height as u8; scheme.signature_len()]),
+        },
+        header_hash: header_hash(header),
+        log_index: header.height,
+        newly_signed: true,
+    }
+}
+
+impl Runtime for Stub {
+    fn caller(&self) -> Principal {
+        self.caller.get()
+    }
+    fn canister_id(&self) -> Principal {
+        hub()
+    }
+    fn time(&self) -> u64 {
+        self.now.get()
+    }
+    fn is_controller(&self, p: &Principal) -> bool {
+        *p == controller()
+    }
+    fn cycle_balance(&self) -> u128 {
+        1_000
+    }
+    fn set_certified_data(&self, data: &[u8; 32]) {
+        self.certified.set(*data);
+    }
+    fn instruction_counter(&self) -> u64 {
+        0
+    }
+    fn schedule(&self) {}
+    async fn sign_header(&self, node: Principal, header: &BatchHeader, _: u32) -> SignOutcome {
+        self.calls.borrow_mut().push((node, header.height));
+        if let Some(o) = self
+            .outcomes
+            .borrow_mut()
+            .get_mut(&node)
+            .and_then(|q| q.pop_front())
+        {
+            return o;
+        }
+        let scheme = nodes()
+            .into_iter()
+            .find(|n| n.node == node)
+            .map_or(Scheme::EcdsaSecp256k1, |n| n.scheme);
+        SignOutcome::Signed(fake_confirmation(node, scheme, header))
+    }
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+fn install(config: ConfigUpdate) -> Stub {
+    reset_state();
+    crate::storage::reset_memory();
+    let rt = Stub::new();
+    lifecycle::init(
+        &rt,
+        Arg::Init(InitArgs {
+            submitters: vec![submitter(1), submitter(2)],
+            nodes: nodes(),
+            quorum_rule: None,
+            config: Some(config),
+        }),
+    )
+    .expect("installs");
+    rt
+}
+
+fn small_batches(n: u64) -> ConfigUpdate {
+    ConfigUpdate {
+        max_batch_records: Some(n),
+        max_batch_age_seconds: Some(10),
+        ..Default::default()
+    }
+}
+
+fn input(i: u32, reference: &str) -> RecordInput {
+    RecordInput {
+        content_hash: Hash32([i as u8; 32]),
+        kind: "inference".into(),
+        reference: reference.into(),
+        payload: i.is_multiple_of(2).then(|| Blob(i.to_be_bytes().to_vec())),
+    }
+}
+
+fn submit(rt: &Stub, who: Principal, inputs: Vec<RecordInput>) -> Vec<u64> {
+    rt.caller.set(who);
+    mutate_state(|s| s.submit(who, inputs, rt.time()))
+        .expect("accepted")
+        .into_iter()
+        .map(|s| s.id)
+        .collect()
+}
+
+fn check_receipt(rt: &Stub, id: u64) {
+    let receipt = read_state(|s| s.receipt(id)).expect("receipt");
+    assert_eq!(receipt.record.id, id);
+    assert_eq!(leaf_hash(&receipt.record), receipt.leaf_hash);
+    assert!(verify_proof(
+        &receipt.header.merkle_root,
+        &receipt.leaf_hash,
+        receipt.leaf_index,
+        receipt.header.leaf_count,
+        &receipt.proof
+    ));
+    let tree = HashTree::from_cbor(receipt.witness.as_slice()).expect("CBOR");
+    assert_eq!(
+        tree.digest(),
+        rt.certified.get(),
+        "witness root = certified"
+    );
+    let path = certified_header_path(receipt.header.height);
+    assert_eq!(
+        tree.lookup_path(path.iter().map(|p| p.as_slice())),
+        LookupResult::Found(&header_hash(&receipt.header).0[..])
+    );
+    assert!(
+        receipt
+            .quorum_policy
+            .is_satisfied(receipt.confirmations.iter().map(|c| &c.node))
+    );
+}
+
+#[test]
+fn should_assign_ids_at_once_and_return_same_id_for_same_reference() {
+    let rt = install(small_batches(100));
+    let ids = submit(
+        &rt,
+        submitter(1),
+        vec![input(0, "a"), input(1, "b"), input(2, "")],
+    );
+    assert_eq!(ids, vec![0, 1, 2]);
+    rt.caller.set(submitter(1));
+    let again = mutate_state(|s| s.submit(submitter(1), vec![input(9, "b"), input(3, "")], T0))
+        .expect("accepted");
+    assert_eq!((again[0].id, again[0].duplicate), (1, true));
+    assert_eq!((again[1].id, again[1].duplicate), (3, false));
+    // Another submitter's reference space is its own.
+    assert_eq!(submit(&rt, submitter(2), vec![input(0, "a")]), vec![4]);
+    // A reference repeated inside one call gives one record.
+    assert_eq!(
+        submit(&rt, submitter(2), vec![input(0, "z"), input(0, "z")]),
+        vec![5, 5]
+    );
+    assert_eq!(read_state(|s| s.pending()), 6);
+}
+
+#[test]
+fn should_accept_packed_submissions_like_candid_ones() {
+    let rt = install(small_batches(100));
+    let inputs: Vec<_> = (0..5).map(|i| input(i, &format!("p{i}"))).collect();
+    let packed = stratros_confirmation::encode_packed(&inputs);
+    let out = mutate_state(|s| s.submit_packed(submitter(1), &packed, rt.time())).expect("ok");
+    assert_eq!(
+        out.iter().map(|s| s.id).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4]
+    );
+    // The same references through the Candid endpoint are duplicates.
+    let again = mutate_state(|s| s.submit(submitter(1), inputs.clone(), rt.time())).expect("ok");
+    assert!(again.iter().all(|s| s.duplicate));
+    assert!(matches!(
+        mutate_state(|s| s.submit_packed(submitter(1), &packed[..packed.len() - 1], rt.time())),
+        Err(SubmitError::Malformed { .. })
+    ));
+    assert_eq!(
+        mutate_state(|s| s.submit_packed(
+            submitter(1),
+            &stratros_confirmation::encode_packed(&[]),
+            0
+        )),
+        Err(SubmitError::EmptySubmission)
+    );
+    assert_eq!(
+        mutate_state(|s| s.submit_packed(submitter(9), &packed, 0)),
+        Err(SubmitError::Unauthorized {
+            caller: submitter(9)
+        })
+    );
+}
+
+#[test]
+fn should_find_every_key_of_the_idempotency_index_across_tables() {
+    reset_state();
+    crate::storage::reset_memory();
+    let mut index = crate::storage::open_idempotency();
+    let key = |i: u64| -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        Sha256::digest(i.to_be_bytes()).into()
+    };
+    let n = crate::index::BASE * 2; // spans three tables
+    for i in 0..n {
+        index.insert(key(i), i);
+    }
+    assert_eq!(index.len(), n);
+    // Reopened from memory, as after an upgrade.
+    let index = crate::storage::open_idempotency();
+    for i in (0..n).step_by(97) {
+        assert_eq!(index.get(&key(i)), Some(i));
+    }
+    assert_eq!(index.get(&key(n + 1)), None);
+}
+
+#[test]
+fn should_refuse_unauthorized_empty_oversized_and_too_many() {
+    let _rt = install(ConfigUpdate {
+        max_records_per_call: Some(3),
+        max_payload_bytes: Some(4),
+        ..Default::default()
+    });
+    let stranger = submitter(9);
+    assert_eq!(
+        mutate_state(|s| s.submit(stranger, vec![input(0, "")], T0)),
+        Err(SubmitError::Unauthorized { caller: stranger })
+    );
+    assert_eq!(
+        mutate_state(|s| s.submit(submitter(1), vec![], T0)),
+        Err(SubmitError::EmptySubmission)
+    );
+    assert_eq!(
+        mutate_state(|s| s.submit(submitter(1), vec![input(1, ""); 4], T0)),
+        Err(SubmitError::TooManyRecords { max: 3, got: 4 })
+    );
+    let mut big = input(1, "");
+    big.payload = Some(Blob(vec![0; 5]));
+    assert_eq!(
+        mutate_state(|s| s.submit(submitter(1), vec![input(1, ""), big], T0)),
+        Err(SubmitError::RecordTooLarge {
+            index: 1,
+            field: "payload".into(),
+            max: 4,
+            got: 5
+        })
+    );
+    let mut long = input(1, "");
+    long.kind = "k".repeat(65);
+    assert!(matches!(
+        mutate_state(|s| s.submit(submitter(1), vec![long], T0)),
+        Err(SubmitError::RecordTooLarge { index: 0, .. })
+    ));
+    assert_eq!(read_state(|s| s.pending()), 0, "nothing was stored");
+}
+
+#[test]
+fn should_seal_by_size_and_by_age_and_chain_headers() {
+    let rt = install(small_batches(5));
+    submit(&rt, submitter(1), (0..3).map(|i| input(i, "")).collect());
+    assert_eq!(
+        read_state(|s| s.seal_deadline()),
+        Some(T0 + 10 * NANOS_PER_SECOND),
+        "age deadline"
+    );
+    block_on(run_tick(&rt));
+    assert_eq!(read_state(|s| s.list_batches(0, 10).total), 0, "not due");
+    submit(&rt, submitter(2), (3..7).map(|i| input(i, "")).collect());
+    assert_eq!(read_state(|s| s.seal_deadline()), Some(0), "size reached");
+    block_on(run_tick(&rt));
+    let b0 = read_state(|s| s.batch(0)).expect("sealed by size");
+    assert_eq!(
+        (
+            b0.header.leaf_count,
+            b0.header.first_record_id,
+            b0.header.last_record_id
+        ),
+        (5, 0, 4)
+    );
+    assert_eq!(b0.header.prev_header_hash, Hash32::ZERO);
+    assert!(b0.is_confirmed(), "every stub node signed");
+    rt.advance(9);
+    block_on(run_tick(&rt));
+    assert_eq!(read_state(|s| s.pending()), 2, "not old enough");
+    rt.advance(2);
+    block_on(run_tick(&rt));
+    let b1 = read_state(|s| s.batch(1)).expect("sealed by age");
+    assert_eq!(b1.header.leaf_count, 2);
+    assert_eq!(b1.header.prev_header_hash, header_hash(&b0.header));
+    for id in 0..7 {
+        check_receipt(&rt, id);
+    }
+}
+
+#[test]
+fn should_give_typed_errors_for_unknown_pending_and_unconfirmed() {
+    let rt = install(small_batches(2));
+    assert_eq!(
+        read_state(|s| s.receipt(0)),
+        Err(ReceiptError::UnknownRecord { id: 0, next_id: 0 })
+    );
+    assert_eq!(
+        read_state(|s| s.batch(3)),
+        Err(BatchError::UnknownHeight {
+            height: 3,
+            next_height: 0
+        })
+    );
+    submit(
+        &rt,
+        submitter(1),
+        vec![input(0, ""), input(1, ""), input(2, "")],
+    );
+    assert_eq!(
+        read_state(|s| s.receipt(2)),
+        Err(ReceiptError::NotSealed { id: 2 })
+    );
+    crate::confirm::seal_now(&rt, rt.time());
+    assert_eq!(
+        read_state(|s| s.receipt(0)),
+        Err(ReceiptError::NotConfirmed {
+            height: 0,
+            confirmations: 0,
+            nodes: 4
+        })
+    );
+}
+
+#[test]
+fn should_retry_failed_nodes_with_backoff_and_confirm_later() {
+    let rt = install(small_batches(1));
+    let failing = node(3); // BLS
+    rt.queue(
+        failing,
+        SignOutcome::CallFailed {
+            reject_code: Some(6),
+            message: "Timeout expired".into(),
+        },
+    );
+    rt.queue(
+        failing,
+        SignOutcome::Refused(SignError::InsufficientCycles {
+            available: 1,
+            required: 2,
+        }),
+    );
+    submit(&rt, submitter(1), vec![input(0, "")]);
+    block_on(run_tick(&rt));
+    let b = read_state(|s| s.batch(0)).expect("sealed");
+    assert!(!b.is_confirmed(), "one of each scheme needs the BLS node");
+    assert_eq!(b.confirmations().len(), 3);
+    let p = b.nodes.iter().find(|n| n.node == failing).expect("listed");
+    assert_eq!(p.attempts, 1);
+    assert_eq!(p.next_attempt_nanos, rt.time() + 5 * NANOS_PER_SECOND);
+    assert_eq!(read_state(|s| s.next_wakeup()), Some(p.next_attempt_nanos));
+
+    // Not due yet: no call.
+    let calls = rt.calls.borrow().len();
+    block_on(run_tick(&rt));
+    assert_eq!(rt.calls.borrow().len(), calls);
+    rt.advance(5);
+    block_on(run_tick(&rt));
+    let b = read_state(|s| s.batch(0)).expect("sealed");
+    let p = b.nodes.iter().find(|n| n.node == failing).expect("listed");
+    assert_eq!(p.attempts, 2);
+    assert_eq!(
+        p.next_attempt_nanos,
+        rt.time() + 10 * NANOS_PER_SECOND,
+        "doubled"
+    );
+    rt.advance(10);
+    block_on(run_tick(&rt));
+    let b = read_state(|s| s.batch(0)).expect("sealed");
+    assert!(b.is_confirmed());
+    assert_eq!(b.confirmations().len(), 4);
+    assert_eq!(read_state(|s| s.next_wakeup()), None, "nothing left to do");
+    check_receipt(&rt, 0);
+}
+
+#[test]
+fn should_add_late_signatures_after_quorum_and_stop_asking_refusing_node() {
+    let rt = install(small_batches(1));
+    mutate_state(|s| s.set_quorum_rule(QuorumRule::KOfN { k: 2 })).expect("valid");
+    rt.queue(
+        node(0),
+        SignOutcome::Refused(SignError::ChainMismatch {
+            signed_height: 0,
+            signed_header_hash: Hash32([1; 32]),
+        }),
+    );
+    rt.queue(
+        node(1),
+        SignOutcome::CallFailed {
+            reject_code: Some(2),
+            message: "busy".into(),
+        },
+    );
+    submit(&rt, submitter(1), vec![input(0, "")]);
+    block_on(run_tick(&rt));
+    let b = read_state(|s| s.batch(0)).expect("sealed");
+    assert!(b.is_confirmed(), "2 of 4 signed");
+    assert_eq!(b.confirmations().len(), 2);
+    assert!(b.nodes[0].refused);
+    rt.advance(60);
+    block_on(run_tick(&rt));
+    let b = read_state(|s| s.batch(0)).expect("sealed");
+    assert_eq!(b.confirmations().len(), 3, "the late signature is added");
+    assert_eq!(
+        rt.calls
+            .borrow()
+            .iter()
+            .filter(|(n, _)| *n == node(0))
+            .count(),
+        1,
+        "a node that refused for good is not asked again"
+    );
+    assert_eq!(read_state(|s| s.status(hub(), 0).open_batches), 0);
+}
+
+#[test]
+fn should_ask_again_when_an_answer_never_comes_even_across_an_upgrade() {
+    let rt = install(small_batches(1));
+    submit(&rt, submitter(1), vec![input(0, "")]);
+    crate::confirm::seal_now(&rt, rt.time());
+    let now = rt.time();
+    // The calls start, and their answers are lost (the hub is upgraded meanwhile).
+    assert_eq!(mutate_state(|s| s.due_requests(now)).len(), 4);
+    assert!(
+        mutate_state(|s| s.due_requests(now)).is_empty(),
+        "leased: not asked twice"
+    );
+    reset_state();
+    lifecycle::post_upgrade(&rt, None).expect("upgrades");
+    let lease = now + (60 + crate::state::LEASE_MARGIN_SECONDS) * NANOS_PER_SECOND;
+    assert_eq!(read_state(|s| s.next_wakeup()), Some(lease));
+    rt.advance(60 + crate::state::LEASE_MARGIN_SECONDS);
+    block_on(run_tick(&rt));
+    assert!(read_state(|s| s.batch(0)).expect("sealed").is_confirmed());
+    assert_eq!(read_state(|s| s.next_wakeup()), None);
+}
+
+#[test]
+fn should_reject_malformed_confirmation_and_retry() {
+    let rt = install(small_batches(1));
+    submit(&rt, submitter(1), vec![input(0, "")]);
+    let wrong = BatchHeader {
+        hub: hub(),
+        height: 7,
+        prev_header_hash: Hash32::ZERO,
+        merkle_root: Hash32([1; 32]),
+        leaf_count: 1,
+        first_record_id: 0,
+        last_record_id: 0,
+        start_time_nanos: 0,
+        end_time_nanos: 0,
+        quorum_policy_hash: Hash32::ZERO,
+    };
+    rt.queue(
+        node(2),
+        SignOutcome::Signed(fake_confirmation(node(2), Scheme::SchnorrEd25519, &wrong)),
+    );
+    block_on(run_tick(&rt));
+    let b = read_state(|s| s.batch(0)).expect("sealed");
+    assert!(b.nodes[2].confirmation.is_none());
+    assert_eq!(b.nodes[2].attempts, 1);
+}
+
+#[test]
+fn should_keep_everything_across_an_upgrade_mid_round() {
+    let rt = install(small_batches(3));
+    submit(
+        &rt,
+        submitter(1),
+        (0..7).map(|i| input(i, &format!("r{i}"))).collect(),
+    );
+    rt.queue(
+        node(1),
+        SignOutcome::CallFailed {
+            reject_code: Some(6),
+            message: "timeout".into(),
+        },
+    );
+    block_on(run_tick(&rt));
+    block_on(run_tick(&rt));
+    let before = read_state(|s| s.list_batches(0, 10));
+    let root = rt.certified.get();
+    assert_eq!(before.total, 2);
+    assert!(
+        before
+            .batches
+            .iter()
+            .all(|b| !b.is_confirmed() || b.header.height == 1)
+    );
+
+    // Upgrade: heap gone, stable memory kept.
+    reset_state();
+    lifecycle::post_upgrade(
+        &rt,
+        Some(Arg::Upgrade(Some(UpgradeArgs {
+            config: Some(ConfigUpdate {
+                max_batch_age_seconds: Some(20),
+                ..Default::default()
+            }),
+        }))),
+    )
+    .expect("upgrades");
+    assert_eq!(rt.certified.get(), root, "same certified data");
+    assert_eq!(read_state(|s| s.list_batches(0, 10)), before);
+    assert_eq!(read_state(|s| s.config().max_batch_age_seconds), 20);
+    assert_eq!(read_state(|s| s.pending()), 1);
+    // Idempotency survives.
+    rt.caller.set(submitter(1));
+    let again = mutate_state(|s| s.submit(submitter(1), vec![input(0, "r3")], T0)).expect("ok");
+    assert_eq!((again[0].id, again[0].duplicate), (3, true));
+    // The round continues.
+    rt.advance(30);
+    block_on(run_tick(&rt));
+    block_on(run_tick(&rt));
+    for h in 0..3 {
+        assert!(read_state(|s| s.batch(h)).expect("exists").is_confirmed());
+    }
+    for id in 0..7 {
+        check_receipt(&rt, id);
+    }
+    assert!(lifecycle::post_upgrade(&rt, Some(Arg::Init(InitArgs::default()))).is_err());
+}
+
+#[test]
+fn should_refuse_bad_install_arguments() {
+    reset_state();
+    crate::storage::reset_memory();
+    let rt = Stub::new();
+    assert!(lifecycle::init(&rt, Arg::Upgrade(None)).is_err());
+    assert!(
+        lifecycle::init(
+            &rt,
+            Arg::Init(InitArgs {
+                config: Some(ConfigUpdate {
+                    max_batch_records: Some(0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        )
+        .is_err()
+    );
+    let mut dup = nodes();
+    dup.push(dup[0].clone());
+    assert!(
+        lifecycle::init(
+            &rt,
+            Arg::Init(InitArgs {
+                nodes: dup,
+                ..Default::default()
+            })
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn should_let_only_controllers_manage_and_wait_for_a_valid_policy() {
+    reset_state();
+    crate::storage::reset_memory();
+    let rt = Stub::new();
+    lifecycle::init(&rt, Arg::Init(InitArgs::default())).expect("installs with no node");
+    rt.caller.set(submitter(1));
+    assert_eq!(
+        admin::add_submitter(&rt, submitter(1)),
+        Err(AdminError::NotController {
+            caller: submitter(1)
+        })
+    );
+    rt.caller.set(controller());
+    admin::add_submitter(&rt, submitter(1)).expect("controller");
+    assert_eq!(admin::seal_now(&rt), Err(AdminError::NothingPending));
+    submit(&rt, submitter(1), vec![input(0, "")]);
+    rt.caller.set(controller());
+    assert_eq!(admin::seal_now(&rt), Err(AdminError::NoValidPolicy));
+    assert_eq!(
+        read_state(|s| s.seal_deadline()),
+        None,
+        "no policy, no seal"
+    );
+    for n in nodes() {
+        admin::register_node(&rt, n).expect("registers");
+    }
+    assert_eq!(
+        admin::set_quorum_rule(&rt, QuorumRule::KOfN { k: 5 }),
+        Err(AdminError::InvalidPolicy(
+            stratros_confirmation::PolicyError::InvalidThreshold { k: 5, n: 4 }
+        ))
+    );
+    assert_eq!(
+        admin::remove_node(&rt, node(9)),
+        Err(AdminError::UnknownNode(node(9)))
+    );
+    assert_eq!(admin::seal_now(&rt), Ok(0));
+    admin::remove_submitter(&rt, submitter(1)).expect("controller");
+    assert!(!read_state(|s| s.is_submitter(&submitter(1))));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    /// Every record's receipt proof verifies against its header; changing any byte of the
+    /// leaf, a proof hash or the root makes it fail.
+    #[test]
+    fn should_prove_every_leaf_and_fail_on_any_changed_byte(
+        n in 1u32..70,
+        batch in 1u64..40,
+        flip in any::<(usize, u8)>(),
+    ) {
+        let rt = install(small_batches(batch));
+        submit(&rt, submitter(1), (0..n).map(|i| input(i, "")).collect());
+        while read_state(|s| s.pending()) > 0 {
+            crate::confirm::seal_now(&rt, rt.time());
+        }
+        while read_state(|s| s.next_wakeup()).is_some() {
+            block_on(run_tick(&rt));
+        }
+        for id in 0..u64::from(n) {
+            let r = read_state(|s| s.receipt(id)).expect("receipt");
+            let (root, leaf) = (r.header.merkle_root, r.leaf_hash);
+            prop_assert!(verify_proof(&root, &leaf, r.leaf_index, r.header.leaf_count, &r.proof));
+            let bit = 1u8 << (flip.1 % 8);
+            let byte = flip.0 % 32;
+            let mut bad_leaf = leaf;
+            bad_leaf.0[byte] ^= bit;
+            prop_assert!(!verify_proof(&root, &bad_leaf, r.leaf_index, r.header.leaf_count, &r.proof));
+            let mut bad_root = root;
+            bad_root.0[byte] ^= bit;
+            prop_assert!(!verify_proof(&bad_root, &leaf, r.leaf_index, r.header.leaf_count, &r.proof));
+            if !r.proof.is_empty() {
+                let mut bad = r.proof.clone();
+                let k = flip.0 % bad.len();
+                bad[k].0[byte] ^= bit;
+                prop_assert!(!verify_proof(&root, &leaf, r.leaf_index, r.header.leaf_count, &bad));
+            }
+        }
+    }
+}
+
+#[test]
+fn should_match_the_checked_in_candid_interface() {
+    let generated = super::__export_service();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../candid/confirmation.did");
+    if std::env::var_os("UPDATE_CANDID").is_some() {
+        std::fs::write(&path, &generated).expect("cannot write candid/confirmation.did");
+    }
+    let checked_in = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    service_equal(
+        CandidSource::Text(&generated),
+        CandidSource::Text(&checked_in),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "candid/confirmation.did differs from the generated interface \
+             (regenerate with UPDATE_CANDID=1 cargo test -p confirmation): {e}\n{generated}"
+        )
+    });
+}

@@ -1,0 +1,245 @@
+//! The events that change the restaking state, with explicit CBOR tags (never renumber a tag;
+//! add new fields as `Option`s with new tags). Every event is applied by
+//! [`crate::model::State::apply`], live and on replay after an upgrade.
+
+use candid::Principal;
+use minicbor::{Decode, Decoder, Encode, Encoder};
+
+/// A principal in CBOR: its bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct P(pub Principal);
+
+impl<C> Encode<C> for P {
+    fn encode<W: minicbor::encode::Write>(
+        &self,
+        e: &mut Encoder<W>,
+        _: &mut C,
+    ) -> Result<(), minicbor::encode::Error<W::Error>> {
+        e.bytes(self.0.as_slice())?;
+        Ok(())
+    }
+}
+
+impl<'b, C> Decode<'b, C> for P {
+    fn decode(d: &mut Decoder<'b>, _: &mut C) -> Result<Self, minicbor::decode::Error> {
+        let bytes = d.bytes()?;
+        Principal::try_from_slice(bytes)
+            .map(P)
+            .map_err(|e| minicbor::decode::Error::message(format!("bad principal: {e}")))
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct AssetWeightEv {
+    #[n(0)]
+    pub ledger: P,
+    #[n(1)]
+    pub weight_bps: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum Event {
+    #[n(0)]
+    Init {
+        #[n(0)]
+        staking: P,
+        #[n(1)]
+        withdrawal_delay_ns: u64,
+        #[n(2)]
+        allocation_delay_ns: u64,
+        #[n(3)]
+        deallocation_delay_ns: u64,
+        #[n(4)]
+        commission_delay_ns: u64,
+    },
+    #[n(1)]
+    ConfigUpdated {
+        #[n(0)]
+        staking: Option<P>,
+    },
+    #[n(2)]
+    OperatorRegistered {
+        #[n(0)]
+        operator: P,
+        #[n(1)]
+        name: String,
+        #[n(2)]
+        metadata: String,
+        #[n(3)]
+        commission_bps: u32,
+    },
+    #[n(3)]
+    CommissionChangeRequested {
+        #[n(0)]
+        operator: P,
+        #[n(1)]
+        commission_bps: u32,
+    },
+    #[n(4)]
+    NodeRegistered {
+        #[n(0)]
+        operator: P,
+        #[n(1)]
+        node: P,
+        /// `Scheme::tag()`.
+        #[n(2)]
+        scheme: u8,
+        #[n(3)]
+        key_name: String,
+        #[cbor(n(4), with = "minicbor::bytes")]
+        public_key: Vec<u8>,
+    },
+    #[n(5)]
+    AvsRegistered {
+        #[n(0)]
+        id: String,
+        #[n(1)]
+        name: String,
+        /// 0 confirmation, 1 data availability, 2 other.
+        #[n(2)]
+        kind: u8,
+        #[n(3)]
+        slashers: Vec<P>,
+        #[n(4)]
+        weights: Vec<AssetWeightEv>,
+        #[n(5)]
+        max_slash_bps: u32,
+        #[n(6)]
+        veto_window_ns: u64,
+        #[n(7)]
+        resolvers: Vec<P>,
+        #[n(8)]
+        reward_tokens: Vec<P>,
+    },
+    /// A delegation waits for staking to lock the amount (op `op_id`).
+    #[n(6)]
+    DelegationRequested {
+        #[n(0)]
+        staker: P,
+        #[n(1)]
+        operator: P,
+        #[n(2)]
+        ledger: P,
+        #[n(3)]
+        amount: u128,
+    },
+    /// Staking answered a lock: accepted (the delegation takes effect) or refused (dropped).
+    #[n(7)]
+    LockSettled {
+        #[n(0)]
+        op_id: u64,
+        #[n(1)]
+        accepted: bool,
+    },
+    #[n(8)]
+    UndelegateRequested {
+        #[n(0)]
+        staker: P,
+        #[n(1)]
+        operator: P,
+        #[n(2)]
+        ledger: P,
+        #[n(3)]
+        amount: u128,
+    },
+    #[n(9)]
+    WithdrawalCancelled {
+        #[n(0)]
+        staker: P,
+        #[n(1)]
+        id: u64,
+    },
+    #[n(10)]
+    WithdrawalCompleted {
+        #[n(0)]
+        id: u64,
+    },
+    #[n(11)]
+    Allocated {
+        #[n(0)]
+        operator: P,
+        #[n(1)]
+        avs: String,
+        #[n(2)]
+        ledger: P,
+        #[n(3)]
+        bps: u32,
+    },
+    #[n(12)]
+    SlashRequested {
+        #[n(0)]
+        slasher: P,
+        #[n(1)]
+        avs: String,
+        #[n(2)]
+        operator: P,
+        #[n(3)]
+        bps: u32,
+        #[n(4)]
+        reason: String,
+    },
+    #[n(13)]
+    SlashVetoed {
+        #[n(0)]
+        resolver: P,
+        #[n(1)]
+        id: u64,
+    },
+    #[n(14)]
+    SlashExecuted {
+        #[n(0)]
+        id: u64,
+    },
+    /// An equivocation proof, verified before it was logged.
+    #[n(15)]
+    EquivocationSlashed {
+        #[n(0)]
+        reporter: P,
+        #[n(1)]
+        node: P,
+        #[n(2)]
+        hub: P,
+        #[n(3)]
+        height: u64,
+    },
+    /// Brings one position up to date with its pool (slash and rewards).
+    #[n(16)]
+    DelegationSettled {
+        #[n(0)]
+        operator: P,
+        #[n(1)]
+        ledger: P,
+        #[n(2)]
+        staker: P,
+    },
+    #[n(17)]
+    WithdrawalSettled {
+        #[n(0)]
+        id: u64,
+    },
+    /// Reward tokens received (already transferred to restaking).
+    #[n(18)]
+    RewardsDeposited {
+        #[n(0)]
+        from: P,
+        #[n(1)]
+        avs: String,
+        #[n(2)]
+        token: P,
+        #[n(3)]
+        amount: u128,
+    },
+    #[n(19)]
+    RewardsClaimed {
+        #[n(0)]
+        owner: P,
+        #[n(1)]
+        recipient: P,
+    },
+    /// A journaled unlock, slash or payout was executed by its canister.
+    #[n(20)]
+    OpSettled {
+        #[n(0)]
+        op_id: u64,
+    },
+}

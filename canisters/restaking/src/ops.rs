@@ -1,0 +1,468 @@
+//! The flows behind the endpoints: caller checks, events, and the journaled calls to staking
+//! and to reward ledgers (each op is retried from a timer until it settles).
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use candid::{Nat, Principal};
+use icrc_ledger_types::icrc1::account::Account;
+use icrc_ledger_types::icrc1::transfer::{Memo, TransferArg, TransferError};
+use icrc_ledger_types::icrc2::transfer_from::TransferFromArgs;
+use stratros_staking_api::{HookArgs, HookError};
+
+use crate::events::{AssetWeightEv, Event, P};
+use crate::model::{Applied, NANOS, OpKind, kind_tag};
+use crate::runtime::{Hook, Runtime};
+use crate::state::{read_state, record};
+use crate::types::*;
+
+type R<T> = Result<T, RestakingError>;
+
+/// Per timer run: settlements, and journaled ops retried.
+pub const SETTLE_BATCH: usize = 200;
+pub const OPS_BATCH: usize = 50;
+
+thread_local! {
+    /// Ops whose call is in flight (heap only: an upgrade cannot leave a call in flight
+    /// that could still record anything, and every op is idempotent at its callee).
+    static IN_FLIGHT: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+struct OpGuard(u64);
+
+impl OpGuard {
+    fn take(op_id: u64) -> Option<OpGuard> {
+        IN_FLIGHT.with_borrow_mut(|s| s.insert(op_id).then_some(OpGuard(op_id)))
+    }
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        IN_FLIGHT.with_borrow_mut(|s| s.remove(&self.0));
+    }
+}
+
+pub fn log<Rt: Runtime>(rt: &Rt, event: Event) -> R<Applied> {
+    let (applied, root) = record(rt.time(), event)?;
+    rt.set_certified_data(&root);
+    Ok(applied)
+}
+
+fn caller<Rt: Runtime>(rt: &Rt) -> R<Principal> {
+    let c = rt.caller();
+    if c == Principal::anonymous() {
+        return Err(RestakingError::AnonymousCaller);
+    }
+    Ok(c)
+}
+
+pub fn amount(n: &Nat) -> R<u128> {
+    u128::try_from(&n.0).map_err(|_| RestakingError::AmountTooLarge)
+}
+
+pub fn register_operator<Rt: Runtime>(rt: &Rt, args: RegisterOperatorArgs) -> R<()> {
+    let operator = P(caller(rt)?);
+    log(
+        rt,
+        Event::OperatorRegistered {
+            operator,
+            name: args.name,
+            metadata: args.metadata,
+            commission_bps: args.commission_bps,
+        },
+    )
+    .map(|_| ())
+}
+
+pub fn set_commission<Rt: Runtime>(rt: &Rt, commission_bps: u32) -> R<()> {
+    let operator = P(caller(rt)?);
+    log(
+        rt,
+        Event::CommissionChangeRequested {
+            operator,
+            commission_bps,
+        },
+    )
+    .map(|_| ())
+}
+
+pub fn register_node<Rt: Runtime>(rt: &Rt, args: RegisterNodeArgs) -> R<()> {
+    let operator = P(caller(rt)?);
+    log(
+        rt,
+        Event::NodeRegistered {
+            operator,
+            node: P(args.node),
+            scheme: args.scheme.tag(),
+            key_name: args.key_name,
+            public_key: args.public_key.0,
+        },
+    )
+    .map(|_| ())
+}
+
+pub fn register_avs<Rt: Runtime>(rt: &Rt, args: RegisterAvsArgs) -> R<()> {
+    if !rt.is_controller(&rt.caller()) {
+        return Err(RestakingError::NotController);
+    }
+    log(
+        rt,
+        Event::AvsRegistered {
+            id: args.id,
+            name: args.name,
+            kind: kind_tag(args.kind),
+            slashers: args.slashers.into_iter().map(P).collect(),
+            weights: args
+                .asset_weights
+                .into_iter()
+                .map(|w| AssetWeightEv {
+                    ledger: P(w.ledger),
+                    weight_bps: w.weight_bps,
+                })
+                .collect(),
+            max_slash_bps: args.max_slash_bps,
+            veto_window_ns: args.veto_window_seconds.saturating_mul(NANOS),
+            resolvers: args.resolvers.into_iter().map(P).collect(),
+            reward_tokens: args.reward_tokens.into_iter().map(P).collect(),
+        },
+    )
+    .map(|_| ())
+}
+
+pub fn allocate<Rt: Runtime>(rt: &Rt, args: AllocateArgs) -> R<()> {
+    let operator = P(caller(rt)?);
+    log(
+        rt,
+        Event::Allocated {
+            operator,
+            avs: args.avs,
+            ledger: P(args.ledger),
+            bps: args.bps,
+        },
+    )
+    .map(|_| ())
+}
+
+/// Requests a lock from staking and, once it is granted, records the delegation. Returns the
+/// op id; `Pending` when staking did not answer (the timer retries the same op id).
+pub async fn delegate<Rt: Runtime>(rt: &Rt, args: DelegateArgs) -> R<u64> {
+    let staker = P(caller(rt)?);
+    let amount = amount(&args.amount)?;
+    let Applied::Op(op_id) = log(
+        rt,
+        Event::DelegationRequested {
+            staker,
+            operator: P(args.operator),
+            ledger: P(args.ledger),
+            amount,
+        },
+    )?
+    else {
+        panic!("BUG: a delegation request returns its op")
+    };
+    run_op(rt, op_id).await.map(|_| op_id)
+}
+
+pub fn undelegate<Rt: Runtime>(rt: &Rt, args: DelegateArgs) -> R<u64> {
+    let staker = P(caller(rt)?);
+    let amount = amount(&args.amount)?;
+    match log(
+        rt,
+        Event::UndelegateRequested {
+            staker,
+            operator: P(args.operator),
+            ledger: P(args.ledger),
+            amount,
+        },
+    )? {
+        Applied::Withdrawal(id) => Ok(id),
+        other => panic!("BUG: undelegate applied as {other:?}"),
+    }
+}
+
+pub fn cancel_withdrawal<Rt: Runtime>(rt: &Rt, id: u64) -> R<()> {
+    let staker = P(caller(rt)?);
+    log(rt, Event::WithdrawalCancelled { staker, id }).map(|_| ())
+}
+
+/// Completes a withdrawal whose delay is over (anyone may) and unlocks it in staking.
+pub async fn complete_withdrawal<Rt: Runtime>(rt: &Rt, id: u64) -> R<()> {
+    log(rt, Event::WithdrawalCompleted { id })?;
+    process_ops(rt).await;
+    Ok(())
+}
+
+pub fn request_slash<Rt: Runtime>(rt: &Rt, args: RequestSlashArgs) -> R<u64> {
+    let slasher = P(caller(rt)?);
+    match log(
+        rt,
+        Event::SlashRequested {
+            slasher,
+            avs: args.avs,
+            operator: P(args.operator),
+            bps: args.bps,
+            reason: args.reason,
+        },
+    )? {
+        Applied::Slash(id) => Ok(id),
+        other => panic!("BUG: a slash request applied as {other:?}"),
+    }
+}
+
+pub fn veto_slash<Rt: Runtime>(rt: &Rt, id: u64) -> R<()> {
+    let resolver = P(caller(rt)?);
+    log(rt, Event::SlashVetoed { resolver, id }).map(|_| ())
+}
+
+pub fn execute_slash<Rt: Runtime>(rt: &Rt, id: u64) -> R<()> {
+    log(rt, Event::SlashExecuted { id }).map(|_| ())
+}
+
+/// Verifies an equivocation proof in the canister (both signatures, any of the four schemes,
+/// against the node's registered key) and slashes the node's operator at once.
+pub fn slash_equivocation<Rt: Runtime>(rt: &Rt, args: EquivocationArgs) -> R<u64> {
+    let reporter = P(caller(rt)?);
+    let ev = &args.evidence;
+    let (operator, node) = read_state(|s| {
+        s.node(ev.node)
+            .map(|(o, n)| (o, n.clone()))
+            .ok_or(RestakingError::UnknownNode { node: ev.node })
+    })?;
+    if operator != args.operator {
+        return Err(RestakingError::NodeOfOtherOperator {
+            node: ev.node,
+            operator,
+        });
+    }
+    if ev.key_name != node.key_name {
+        return Err(RestakingError::InvalidEvidence(format!(
+            "the node signs with key {:?}, the evidence names {:?}",
+            node.key_name, ev.key_name
+        )));
+    }
+    let (hub, height) = (ev.first.header.hub, ev.first.header.height);
+    read_state(|s| s.check_equivocation(ev.node, hub, height))?;
+    crate::verify::verify_equivocation(ev, &node.public_key, node.scheme)
+        .map_err(RestakingError::InvalidEvidence)?;
+    match log(
+        rt,
+        Event::EquivocationSlashed {
+            reporter,
+            node: P(ev.node),
+            hub: P(hub),
+            height,
+        },
+    )? {
+        Applied::Slash(id) => Ok(id),
+        other => panic!("BUG: an equivocation applied as {other:?}"),
+    }
+}
+
+/// Pulls `amount` reward tokens from the caller (ICRC-2: approve `amount + fee` first) and
+/// distributes them to the AVS's operators and delegators.
+pub async fn deposit_rewards<Rt: Runtime>(rt: &Rt, args: DepositRewardsArgs) -> R<()> {
+    let from = caller(rt)?;
+    let amount = amount(&args.amount)?;
+    read_state(|s| {
+        let avs = s
+            .avss
+            .get(&args.avs)
+            .ok_or_else(|| RestakingError::UnknownAvs {
+                id: args.avs.clone(),
+            })?;
+        if !avs.reward_tokens.contains(&args.token) {
+            return Err(RestakingError::InvalidArgument(format!(
+                "{} is not a reward token of {}",
+                args.token, args.avs
+            )));
+        }
+        Ok(())
+    })?;
+    if amount == 0 {
+        return Err(RestakingError::ZeroAmount);
+    }
+    let arg = TransferFromArgs {
+        spender_subaccount: None,
+        from: Account::from(from),
+        to: Account::from(rt.canister_id()),
+        amount: Nat::from(amount),
+        fee: None,
+        memo: None,
+        created_at_time: None,
+    };
+    match rt.transfer_from(args.token, arg).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => return Err(RestakingError::LedgerError(format!("{e:?}"))),
+        Err(e) => return Err(RestakingError::LedgerError(e.message)),
+    }
+    log(
+        rt,
+        Event::RewardsDeposited {
+            from: P(from),
+            avs: args.avs,
+            token: P(args.token),
+            amount,
+        },
+    )
+    .map(|_| ())
+}
+
+/// Claims every reward token owed to the caller, from all its positions and commissions, to
+/// itself or to `recipient`.
+pub async fn claim_rewards<Rt: Runtime>(
+    rt: &Rt,
+    recipient: Option<Principal>,
+) -> R<Vec<TokenAmount>> {
+    let owner = caller(rt)?;
+    let recipient = recipient.unwrap_or(owner);
+    let Applied::Claimed(paid) = log(
+        rt,
+        Event::RewardsClaimed {
+            owner: P(owner),
+            recipient: P(recipient),
+        },
+    )?
+    else {
+        panic!("BUG: a claim returns its payouts")
+    };
+    for (_, _, op_id) in &paid {
+        // A payout that does not settle now stays journaled and is retried by the timer.
+        let _ = run_op(rt, *op_id).await;
+    }
+    Ok(paid
+        .into_iter()
+        .map(|(token, amount, _)| TokenAmount {
+            token,
+            amount: Nat::from(amount),
+        })
+        .collect())
+}
+
+fn hook_args(op_id: u64, owner: Principal, ledger: Principal, amount: u128) -> HookArgs {
+    HookArgs {
+        op_id,
+        owner,
+        ledger,
+        amount: Nat::from(amount),
+    }
+}
+
+/// Executes one journaled op. `Ok` when it settled; `Pending` when it must be retried.
+pub async fn run_op<Rt: Runtime>(rt: &Rt, op_id: u64) -> R<()> {
+    let Some(op) = read_state(|s| s.ops.get(&op_id).cloned()) else {
+        return Ok(());
+    };
+    let Some(_guard) = OpGuard::take(op_id) else {
+        return Err(RestakingError::Pending {
+            op_id,
+            message: "in flight".into(),
+        });
+    };
+    let staking = read_state(|s| s.config().staking);
+    let pending = |message: String| RestakingError::Pending { op_id, message };
+    match op.kind {
+        OpKind::Lock { .. } => {
+            let args = hook_args(op_id, op.owner, op.ledger, op.amount);
+            match rt.staking_hook(staking, Hook::Lock, args).await {
+                Ok(Ok(_)) => {
+                    log(
+                        rt,
+                        Event::LockSettled {
+                            op_id,
+                            accepted: true,
+                        },
+                    )?;
+                    Ok(())
+                }
+                Ok(Err(
+                    e @ (HookError::Unauthorized { .. } | HookError::OperationConflict { .. }),
+                )) => Err(pending(format!("{e:?}"))),
+                Ok(Err(e)) => {
+                    log(
+                        rt,
+                        Event::LockSettled {
+                            op_id,
+                            accepted: false,
+                        },
+                    )?;
+                    Err(RestakingError::StakingRejected(format!("{e:?}")))
+                }
+                Err(e) => Err(pending(e.message)),
+            }
+        }
+        OpKind::Unlock | OpKind::Slash => {
+            let hook = if op.kind == OpKind::Unlock {
+                Hook::Unlock
+            } else {
+                Hook::Slash
+            };
+            let args = hook_args(op_id, op.owner, op.ledger, op.amount);
+            match rt.staking_hook(staking, hook, args).await {
+                Ok(Ok(_)) => {
+                    log(rt, Event::OpSettled { op_id })?;
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(pending(format!("{e:?}"))),
+                Err(e) => Err(pending(e.message)),
+            }
+        }
+        OpKind::Payout { to } => {
+            let fee = rt
+                .fee(op.ledger)
+                .await
+                .map_err(|e| pending(e.message))
+                .and_then(|f| amount(&f))?;
+            if op.amount <= fee {
+                // Not worth a transfer: it would pay nothing. Rounding dust.
+                log(rt, Event::OpSettled { op_id })?;
+                return Ok(());
+            }
+            let arg = TransferArg {
+                from_subaccount: None,
+                to: Account::from(to),
+                fee: Some(Nat::from(fee)),
+                created_at_time: Some(op.created_at),
+                memo: Some(Memo::from(op_id.to_be_bytes().to_vec())),
+                amount: Nat::from(op.amount - fee),
+            };
+            match rt.transfer(op.ledger, arg).await {
+                Ok(Ok(_)) | Ok(Err(TransferError::Duplicate { .. })) => {
+                    log(rt, Event::OpSettled { op_id })?;
+                    Ok(())
+                }
+                Ok(Err(e)) => Err(pending(format!("{e:?}"))),
+                Err(e) => Err(pending(e.message)),
+            }
+        }
+    }
+}
+
+/// The timer task: executes due slashes, completes due withdrawals, settles slashed
+/// positions (a batch per run), and retries journaled ops.
+pub async fn process_ops<Rt: Runtime>(rt: &Rt) {
+    let now = rt.time();
+    for id in read_state(|s| s.due_slashes(now)) {
+        let _ = log(rt, Event::SlashExecuted { id });
+    }
+    for id in read_state(|s| s.due_withdrawals(now, SETTLE_BATCH)) {
+        let _ = log(rt, Event::WithdrawalCompleted { id });
+    }
+    let (delegations, withdrawals) = read_state(|s| s.unsettled(SETTLE_BATCH));
+    for (operator, ledger, staker) in delegations {
+        let _ = log(
+            rt,
+            Event::DelegationSettled {
+                operator: P(operator),
+                ledger: P(ledger),
+                staker: P(staker),
+            },
+        );
+    }
+    for id in withdrawals {
+        let _ = log(rt, Event::WithdrawalSettled { id });
+    }
+    let ops: Vec<u64> = read_state(|s| s.ops.keys().take(OPS_BATCH).copied().collect());
+    for op_id in ops {
+        let _ = run_op(rt, op_id).await;
+    }
+}

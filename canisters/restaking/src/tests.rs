@@ -1,0 +1,931 @@
+//! Native tests of the restaking model, named as specifications.
+
+use candid::{Nat, Principal};
+use proptest::prelude::*;
+
+use crate::events::{AssetWeightEv, Event, P};
+use crate::math::{BPS, WAD};
+use crate::model::{Applied, DAY_NS, OpKind, State, kind_tag};
+use crate::types::{AvsKind, RestakingError, SlashStatus};
+
+fn p(n: u8) -> Principal {
+    Principal::from_slice(&[n, 0xAB, 1])
+}
+fn op1() -> Principal {
+    p(1)
+}
+fn op2() -> Principal {
+    p(2)
+}
+fn cketh() -> Principal {
+    p(10)
+}
+fn ckbtc() -> Principal {
+    p(11)
+}
+fn reward_token() -> Principal {
+    p(12)
+}
+fn slasher() -> Principal {
+    p(20)
+}
+fn resolver() -> Principal {
+    p(21)
+}
+fn staker(n: u8) -> Principal {
+    p(100 + n)
+}
+fn node() -> Principal {
+    p(30)
+}
+
+struct T {
+    s: State,
+    now: u64,
+    log: Vec<(u64, Event)>,
+}
+
+impl T {
+    fn new() -> T {
+        let mut t = T {
+            s: State::default(),
+            now: 1_000 * DAY_NS,
+            log: Vec::new(),
+        };
+        t.ok(Event::Init {
+            staking: P(p(99)),
+            withdrawal_delay_ns: 7 * DAY_NS,
+            allocation_delay_ns: DAY_NS,
+            deallocation_delay_ns: 7 * DAY_NS,
+            commission_delay_ns: 7 * DAY_NS,
+        });
+        for (op, bps) in [(op1(), 1_000), (op2(), 500)] {
+            t.ok(Event::OperatorRegistered {
+                operator: P(op),
+                name: "op".into(),
+                metadata: String::new(),
+                commission_bps: bps,
+            });
+        }
+        t.register_avs("confirmation", AvsKind::Confirmation, 5_000);
+        t.register_avs("da", AvsKind::DataAvailability, 10_000);
+        t
+    }
+
+    fn register_avs(&mut self, id: &str, kind: AvsKind, max_slash_bps: u32) {
+        self.ok(Event::AvsRegistered {
+            id: id.into(),
+            name: id.into(),
+            kind: kind_tag(kind),
+            slashers: vec![P(slasher())],
+            weights: vec![
+                AssetWeightEv {
+                    ledger: P(cketh()),
+                    weight_bps: 10_000,
+                },
+                AssetWeightEv {
+                    ledger: P(ckbtc()),
+                    weight_bps: 20_000,
+                },
+            ],
+            max_slash_bps,
+            veto_window_ns: 2 * DAY_NS,
+            resolvers: vec![P(resolver())],
+            reward_tokens: vec![P(reward_token())],
+        });
+    }
+
+    fn apply(&mut self, e: Event) -> Result<Applied, RestakingError> {
+        let r = self.s.apply(self.now, &e);
+        if r.is_ok() {
+            self.log.push((self.now, e));
+        }
+        r
+    }
+
+    fn ok(&mut self, e: Event) -> Applied {
+        let what = format!("{e:?}");
+        self.apply(e)
+            .unwrap_or_else(|err| panic!("{what} failed: {err:?}"))
+    }
+
+    fn err(&mut self, e: Event) -> RestakingError {
+        let before = format!("{:?}", self.s);
+        let err = self.apply(e).expect_err("expected an error");
+        assert_eq!(
+            before,
+            format!("{:?}", self.s),
+            "an error changed the state"
+        );
+        err
+    }
+
+    /// Delegates and lets staking accept the lock.
+    fn delegate(&mut self, who: Principal, operator: Principal, ledger: Principal, amount: u128) {
+        let Applied::Op(op_id) = self.ok(Event::DelegationRequested {
+            staker: P(who),
+            operator: P(operator),
+            ledger: P(ledger),
+            amount,
+        }) else {
+            panic!("no op id")
+        };
+        self.ok(Event::LockSettled {
+            op_id,
+            accepted: true,
+        });
+    }
+
+    fn allocate(&mut self, operator: Principal, avs: &str, ledger: Principal, bps: u32) {
+        self.ok(Event::Allocated {
+            operator: P(operator),
+            avs: avs.into(),
+            ledger: P(ledger),
+            bps,
+        });
+    }
+
+    fn advance(&mut self, ns: u64) {
+        self.now += ns;
+    }
+
+    fn value(&self, who: Principal, operator: Principal, ledger: Principal) -> u128 {
+        match (
+            self.s.pools.get(&(operator, ledger)),
+            self.s.delegations.get(&(operator, ledger, who)),
+        ) {
+            (Some(pool), Some(d)) => d.value(pool),
+            _ => 0,
+        }
+    }
+
+    fn slash(&mut self, avs: &str, operator: Principal, bps: u32) -> u64 {
+        let Applied::Slash(id) = self.ok(Event::SlashRequested {
+            slasher: P(slasher()),
+            avs: avs.into(),
+            operator: P(operator),
+            bps,
+            reason: "test".into(),
+        }) else {
+            panic!("no slash id")
+        };
+        self.advance(2 * DAY_NS);
+        self.ok(Event::SlashExecuted { id });
+        id
+    }
+
+    fn settle_all(&mut self) {
+        let (d, w) = self.s.unsettled(usize::MAX);
+        for (o, l, s) in d {
+            self.ok(Event::DelegationSettled {
+                operator: P(o),
+                ledger: P(l),
+                staker: P(s),
+            });
+        }
+        for id in w {
+            self.ok(Event::WithdrawalSettled { id });
+        }
+    }
+
+    fn slash_ops_total(&self, owner: Principal, ledger: Principal) -> u128 {
+        self.s
+            .ops
+            .values()
+            .filter(|o| o.owner == owner && o.ledger == ledger && o.kind == OpKind::Slash)
+            .map(|o| o.amount)
+            .sum()
+    }
+
+    /// Pool totals equal the sums over their positions.
+    fn check_pool_sums(&self) {
+        for ((o, l), pool) in &self.s.pools {
+            let (mut amount, mut shares, mut n) = (0u128, 0u128, 0u64);
+            for ((o2, l2, _), d) in &self.s.delegations {
+                if (o2, l2) == (o, l) {
+                    amount += d.amount;
+                    shares += d.shares;
+                    n += 1;
+                }
+            }
+            for w in self.s.withdrawals.values() {
+                if (w.operator, w.ledger) == (*o, *l) {
+                    amount += w.stake.amount;
+                    shares += w.stake.shares;
+                    n += 1;
+                }
+            }
+            assert_eq!(amount, pool.total_amount, "pool amount of {o}/{l}");
+            assert_eq!(shares, pool.total_shares, "pool shares of {o}/{l}");
+            assert_eq!(n, pool.positions, "pool positions of {o}/{l}");
+        }
+    }
+
+    /// Replaying the log from scratch gives the same state.
+    fn check_replay(&self) {
+        let mut replay = State::default();
+        for (now, e) in &self.log {
+            let bytes = minicbor::to_vec(e).expect("encode");
+            let decoded: Event = minicbor::decode(&bytes).expect("decode");
+            assert_eq!(&decoded, e);
+            replay
+                .apply(*now, &decoded)
+                .unwrap_or_else(|err| panic!("replay of {e:?} failed: {err:?}"));
+        }
+        assert_eq!(format!("{:?}", replay), format!("{:?}", self.s));
+    }
+}
+
+#[test]
+fn should_reject_second_registration_of_an_operator() {
+    let mut t = T::new();
+    let e = t.err(Event::OperatorRegistered {
+        operator: P(op1()),
+        name: "x".into(),
+        metadata: String::new(),
+        commission_bps: 0,
+    });
+    assert_eq!(e, RestakingError::OperatorAlreadyRegistered);
+    let e = t.err(Event::OperatorRegistered {
+        operator: P(p(3)),
+        name: "x".into(),
+        metadata: String::new(),
+        commission_bps: 10_001,
+    });
+    assert!(matches!(e, RestakingError::InvalidArgument(_)));
+}
+
+#[test]
+fn should_apply_commission_change_only_after_delay() {
+    let mut t = T::new();
+    t.ok(Event::CommissionChangeRequested {
+        operator: P(op1()),
+        commission_bps: 2_000,
+    });
+    let v = t.s.operator_view(op1(), t.now).expect("operator");
+    assert_eq!(v.commission_bps, 1_000);
+    assert_eq!(v.pending_commission_bps, Some(2_000));
+    t.advance(7 * DAY_NS);
+    let v = t.s.operator_view(op1(), t.now).expect("operator");
+    assert_eq!(v.commission_bps, 2_000);
+    assert_eq!(v.pending_commission_bps, None);
+}
+
+#[test]
+fn should_register_a_node_once_and_only_for_one_operator() {
+    let mut t = T::new();
+    t.ok(Event::NodeRegistered {
+        operator: P(op1()),
+        node: P(node()),
+        scheme: 3,
+        key_name: "dfx_test_key".into(),
+        public_key: vec![7; 32],
+    });
+    let e = t.err(Event::NodeRegistered {
+        operator: P(op2()),
+        node: P(node()),
+        scheme: 3,
+        key_name: "dfx_test_key".into(),
+        public_key: vec![7; 32],
+    });
+    assert_eq!(
+        e,
+        RestakingError::NodeAlreadyRegistered {
+            node: node(),
+            operator: op1()
+        }
+    );
+    let e = t.err(Event::NodeRegistered {
+        operator: P(op2()),
+        node: P(p(31)),
+        scheme: 1,
+        key_name: "k".into(),
+        public_key: vec![7; 32],
+    });
+    assert!(matches!(e, RestakingError::InvalidArgument(_)));
+}
+
+#[test]
+fn should_delegate_only_after_staking_locks() {
+    let mut t = T::new();
+    let Applied::Op(op_id) = t.ok(Event::DelegationRequested {
+        staker: P(staker(1)),
+        operator: P(op1()),
+        ledger: P(cketh()),
+        amount: 1_000,
+    }) else {
+        panic!()
+    };
+    assert_eq!(t.value(staker(1), op1(), cketh()), 0);
+    assert_eq!(t.s.locked_in_staking(staker(1), cketh()), 0);
+    t.ok(Event::LockSettled {
+        op_id,
+        accepted: true,
+    });
+    assert_eq!(t.value(staker(1), op1(), cketh()), 1_000);
+    assert_eq!(t.s.locked_in_staking(staker(1), cketh()), 1_000);
+    // The op is settled once.
+    let e = t.err(Event::LockSettled {
+        op_id,
+        accepted: true,
+    });
+    assert_eq!(e, RestakingError::UnknownOp { op_id });
+    t.check_replay();
+}
+
+#[test]
+fn should_drop_delegation_when_staking_rejects_the_lock() {
+    let mut t = T::new();
+    let Applied::Op(op_id) = t.ok(Event::DelegationRequested {
+        staker: P(staker(1)),
+        operator: P(op1()),
+        ledger: P(cketh()),
+        amount: 1_000,
+    }) else {
+        panic!()
+    };
+    t.ok(Event::LockSettled {
+        op_id,
+        accepted: false,
+    });
+    assert!(t.s.delegations.is_empty());
+    assert!(t.s.ops.is_empty());
+}
+
+#[test]
+fn should_reject_delegation_to_unknown_operator_and_zero_amounts() {
+    let mut t = T::new();
+    let e = t.err(Event::DelegationRequested {
+        staker: P(staker(1)),
+        operator: P(p(77)),
+        ledger: P(cketh()),
+        amount: 1,
+    });
+    assert_eq!(e, RestakingError::UnknownOperator { operator: p(77) });
+    let e = t.err(Event::DelegationRequested {
+        staker: P(staker(1)),
+        operator: P(op1()),
+        ledger: P(cketh()),
+        amount: 0,
+    });
+    assert_eq!(e, RestakingError::ZeroAmount);
+}
+
+#[test]
+fn should_reject_allocations_over_100_percent_per_asset() {
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    t.allocate(op1(), "confirmation", cketh(), 6_000);
+    let e = t.err(Event::Allocated {
+        operator: P(op1()),
+        avs: "da".into(),
+        ledger: P(cketh()),
+        bps: 4_001,
+    });
+    assert_eq!(
+        e,
+        RestakingError::OverAllocated {
+            available_bps: 4_000
+        }
+    );
+    t.allocate(op1(), "da", cketh(), 4_000);
+    // Another asset has its own 100 %.
+    t.allocate(op1(), "da", ckbtc(), 10_000);
+    let e = t.err(Event::Allocated {
+        operator: P(op1()),
+        avs: "nope".into(),
+        ledger: P(cketh()),
+        bps: 1,
+    });
+    assert_eq!(e, RestakingError::UnknownAvs { id: "nope".into() });
+    let e = t.err(Event::Allocated {
+        operator: P(op1()),
+        avs: "da".into(),
+        ledger: P(p(55)),
+        bps: 1,
+    });
+    assert!(matches!(e, RestakingError::AssetNotInAvs { .. }));
+}
+
+#[test]
+fn should_make_an_allocation_slashable_only_after_the_allocation_delay() {
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000_000);
+    t.allocate(op1(), "da", cketh(), 5_000);
+    let id = t.slash("da", op1(), 10_000); // executes 2 days later: the allocation is live.
+    let _ = id;
+    assert_eq!(t.value(staker(1), op1(), cketh()), 500_000);
+
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000_000);
+    // An AVS without a veto window: its slashes execute at once.
+    t.ok(Event::AvsRegistered {
+        id: "fast".into(),
+        name: "fast".into(),
+        kind: kind_tag(AvsKind::Other),
+        slashers: vec![P(slasher())],
+        weights: vec![AssetWeightEv {
+            ledger: P(cketh()),
+            weight_bps: 1,
+        }],
+        max_slash_bps: 10_000,
+        veto_window_ns: 0,
+        resolvers: vec![],
+        reward_tokens: vec![],
+    });
+    t.allocate(op1(), "fast", cketh(), 5_000);
+    let Applied::Slash(id) = t.ok(Event::SlashRequested {
+        slasher: P(slasher()),
+        avs: "fast".into(),
+        operator: P(op1()),
+        bps: 10_000,
+        reason: "early".into(),
+    }) else {
+        panic!()
+    };
+    // Within the allocation delay nothing is allocated yet: the slash takes nothing.
+    t.ok(Event::SlashExecuted { id });
+    assert_eq!(t.value(staker(1), op1(), cketh()), 1_000_000);
+    t.advance(DAY_NS);
+    let Applied::Slash(id) = t.ok(Event::SlashRequested {
+        slasher: P(slasher()),
+        avs: "fast".into(),
+        operator: P(op1()),
+        bps: 10_000,
+        reason: "late".into(),
+    }) else {
+        panic!()
+    };
+    t.ok(Event::SlashExecuted { id });
+    assert_eq!(t.value(staker(1), op1(), cketh()), 500_000);
+}
+
+#[test]
+fn should_keep_a_pending_deallocation_slashable_until_its_delay_ends() {
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000_000);
+    t.allocate(op1(), "da", cketh(), 5_000);
+    t.advance(DAY_NS);
+    t.allocate(op1(), "da", cketh(), 0);
+    // 2 days later (< 7-day deallocation delay) the slash still hits the full 50 %.
+    t.slash("da", op1(), 10_000);
+    assert_eq!(t.value(staker(1), op1(), cketh()), 500_000);
+    t.advance(7 * DAY_NS);
+    t.slash("da", op1(), 10_000);
+    assert_eq!(t.value(staker(1), op1(), cketh()), 500_000);
+    t.check_pool_sums();
+    t.check_replay();
+}
+
+#[test]
+fn should_slash_every_delegator_at_once_and_keep_other_avs_stake() {
+    let mut t = T::new();
+    for i in 0..5 {
+        t.delegate(staker(i), op1(), cketh(), 1_000_000 * (u128::from(i) + 1));
+    }
+    t.allocate(op1(), "confirmation", cketh(), 2_000);
+    t.allocate(op1(), "da", cketh(), 5_000);
+    t.advance(DAY_NS);
+    let da_before = t.s.avs_view("da", t.now).expect("da").allocated[0]
+        .amount
+        .clone();
+    t.slash("confirmation", op1(), 5_000); // 50 % of a 20 % allocation: 10 % of the pool.
+    for i in 0..5 {
+        let v = t.value(staker(i), op1(), cketh());
+        assert_eq!(v, 900_000 * (u128::from(i) + 1));
+    }
+    let da_after = t.s.avs_view("da", t.now).expect("da").allocated[0]
+        .amount
+        .clone();
+    // The other AVS's allocated stake is unchanged (rounding down by at most one unit).
+    assert!(
+        da_before.clone() - da_after.clone() <= 1u8,
+        "{da_before} {da_after}"
+    );
+    // Nothing was sent to staking yet: settlement journals each loss.
+    assert_eq!(t.s.ops.len(), 0);
+    t.settle_all();
+    let mut total = 0;
+    for i in 0..5 {
+        let loss = t.slash_ops_total(staker(i), cketh());
+        assert_eq!(loss, 100_000 * (u128::from(i) + 1));
+        total += loss;
+        assert_eq!(
+            t.s.locked_in_staking(staker(i), cketh()),
+            1_000_000 * (u128::from(i) + 1)
+        );
+    }
+    let slash = &t.s.slashes[&0];
+    assert_eq!(slash.status, SlashStatus::Executed);
+    assert!(total >= slash.slashed[&cketh()]);
+    t.check_pool_sums();
+    t.check_replay();
+}
+
+#[test]
+fn should_never_round_a_tiny_slash_to_nothing() {
+    let mut t = T::new();
+    for i in 0..3 {
+        t.delegate(staker(i), op1(), cketh(), 7);
+    }
+    t.allocate(op1(), "da", cketh(), 1);
+    t.advance(DAY_NS);
+    t.slash("da", op1(), 1); // 1 bps of a 1 bps allocation.
+    for i in 0..3 {
+        assert_eq!(
+            t.value(staker(i), op1(), cketh()),
+            6,
+            "the loss rounds up to one unit"
+        );
+    }
+    t.settle_all();
+    let total: u128 = (0..3).map(|i| t.slash_ops_total(staker(i), cketh())).sum();
+    assert_eq!(total, 3);
+    assert_eq!(t.s.slashes[&0].slashed[&cketh()], 1);
+    t.check_pool_sums();
+}
+
+#[test]
+fn should_keep_queued_withdrawals_slashable_and_cancellable() {
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    t.allocate(op1(), "da", cketh(), 10_000);
+    t.advance(DAY_NS);
+    let Applied::Withdrawal(id) = t.ok(Event::UndelegateRequested {
+        staker: P(staker(1)),
+        operator: P(op1()),
+        ledger: P(cketh()),
+        amount: 600,
+    }) else {
+        panic!()
+    };
+    let e = t.err(Event::UndelegateRequested {
+        staker: P(staker(1)),
+        operator: P(op1()),
+        ledger: P(cketh()),
+        amount: 401,
+    });
+    assert_eq!(
+        e,
+        RestakingError::InsufficientDelegation {
+            available: Nat::from(400u32)
+        }
+    );
+    t.slash("da", op1(), 5_000);
+    let view = t.s.staker_view(staker(1), t.now);
+    assert_eq!(view.withdrawals[0].amount, Nat::from(300u32));
+    assert_eq!(view.withdrawals[0].seconds_left, 5 * 24 * 3600);
+    assert!(
+        view.exposure
+            .iter()
+            .any(|e| e.until == Some(view.withdrawals[0].complete_at))
+    );
+    // Another staker cannot cancel it.
+    let e = t.err(Event::WithdrawalCancelled {
+        staker: P(staker(2)),
+        id,
+    });
+    assert_eq!(e, RestakingError::UnknownWithdrawal { id });
+    t.ok(Event::WithdrawalCancelled {
+        staker: P(staker(1)),
+        id,
+    });
+    assert_eq!(t.value(staker(1), op1(), cketh()), 500);
+    assert_eq!(t.s.locked_in_staking(staker(1), cketh()), 1_000);
+    t.check_pool_sums();
+    t.check_replay();
+}
+
+#[test]
+fn should_unlock_a_completed_withdrawal_only_after_its_delay() {
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    let Applied::Withdrawal(id) = t.ok(Event::UndelegateRequested {
+        staker: P(staker(1)),
+        operator: P(op1()),
+        ledger: P(cketh()),
+        amount: 1_000,
+    }) else {
+        panic!()
+    };
+    let e = t.err(Event::WithdrawalCompleted { id });
+    assert!(matches!(e, RestakingError::WithdrawalNotReady { .. }));
+    t.advance(7 * DAY_NS);
+    t.ok(Event::WithdrawalCompleted { id });
+    let unlock: Vec<_> = t.s.ops.values().collect();
+    assert_eq!(unlock.len(), 1);
+    assert_eq!(unlock[0].kind, OpKind::Unlock);
+    assert_eq!(unlock[0].amount, 1_000);
+    assert_eq!(t.s.locked_in_staking(staker(1), cketh()), 1_000);
+    t.ok(Event::OpSettled { op_id: 1 });
+    assert_eq!(t.s.locked_in_staking(staker(1), cketh()), 0);
+    t.check_pool_sums();
+}
+
+#[test]
+fn should_veto_a_subjective_slash_within_the_window_only_by_a_resolver() {
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    t.allocate(op1(), "confirmation", cketh(), 10_000);
+    let e = t.err(Event::SlashRequested {
+        slasher: P(p(66)),
+        avs: "confirmation".into(),
+        operator: P(op1()),
+        bps: 100,
+        reason: "x".into(),
+    });
+    assert_eq!(e, RestakingError::NotSlasher);
+    let e = t.err(Event::SlashRequested {
+        slasher: P(slasher()),
+        avs: "confirmation".into(),
+        operator: P(op1()),
+        bps: 5_001,
+        reason: "x".into(),
+    });
+    assert_eq!(e, RestakingError::SlashTooLarge { max_bps: 5_000 });
+    let Applied::Slash(id) = t.ok(Event::SlashRequested {
+        slasher: P(slasher()),
+        avs: "confirmation".into(),
+        operator: P(op1()),
+        bps: 100,
+        reason: "x".into(),
+    }) else {
+        panic!()
+    };
+    let e = t.err(Event::SlashVetoed {
+        resolver: P(slasher()),
+        id,
+    });
+    assert_eq!(e, RestakingError::NotResolver);
+    t.ok(Event::SlashVetoed {
+        resolver: P(resolver()),
+        id,
+    });
+    t.advance(3 * DAY_NS);
+    let e = t.err(Event::SlashExecuted { id });
+    assert_eq!(e, RestakingError::SlashNotPending { id });
+    assert_eq!(t.value(staker(1), op1(), cketh()), 1_000);
+    // A veto after the window is refused.
+    let Applied::Slash(id) = t.ok(Event::SlashRequested {
+        slasher: P(slasher()),
+        avs: "confirmation".into(),
+        operator: P(op1()),
+        bps: 100,
+        reason: "y".into(),
+    }) else {
+        panic!()
+    };
+    t.advance(2 * DAY_NS);
+    let e = t.err(Event::SlashVetoed {
+        resolver: P(resolver()),
+        id,
+    });
+    assert_eq!(e, RestakingError::VetoWindowClosed);
+    t.ok(Event::SlashExecuted { id });
+    assert_eq!(t.value(staker(1), op1(), cketh()), 990);
+}
+
+#[test]
+fn should_use_an_equivocation_once_and_only_for_a_registered_node() {
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    t.allocate(op1(), "confirmation", cketh(), 10_000);
+    t.advance(DAY_NS);
+    let e = t.err(Event::EquivocationSlashed {
+        reporter: P(p(5)),
+        node: P(node()),
+        hub: P(p(40)),
+        height: 3,
+    });
+    assert_eq!(e, RestakingError::UnknownNode { node: node() });
+    t.ok(Event::NodeRegistered {
+        operator: P(op1()),
+        node: P(node()),
+        scheme: 3,
+        key_name: "k".into(),
+        public_key: vec![1; 32],
+    });
+    t.ok(Event::EquivocationSlashed {
+        reporter: P(p(5)),
+        node: P(node()),
+        hub: P(p(40)),
+        height: 3,
+    });
+    assert_eq!(t.value(staker(1), op1(), cketh()), 500);
+    let e = t.err(Event::EquivocationSlashed {
+        reporter: P(p(6)),
+        node: P(node()),
+        hub: P(p(40)),
+        height: 3,
+    });
+    assert_eq!(e, RestakingError::EvidenceAlreadyUsed);
+    t.check_replay();
+}
+
+#[test]
+fn should_pay_commission_then_delegators_pro_rata_weighted_per_asset() {
+    let mut t = T::new();
+    // op1: 1 000 ckETH (weight 1) from s1, 3 000 from s2; op2: 1 000 ckBTC (weight 2) from s3.
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    t.delegate(staker(2), op1(), cketh(), 3_000);
+    t.delegate(staker(3), op2(), ckbtc(), 1_000);
+    t.allocate(op1(), "da", cketh(), 10_000);
+    t.allocate(op2(), "da", ckbtc(), 10_000);
+    t.advance(DAY_NS);
+    // Weighted stake: op1 4 000 × 1, op2 1 000 × 2 → op1 gets 2/3, op2 1/3.
+    t.ok(Event::RewardsDeposited {
+        from: P(p(50)),
+        avs: "da".into(),
+        token: P(reward_token()),
+        amount: 60_000,
+    });
+    let owed = |t: &T, who| {
+        t.s.staker_view(who, t.now)
+            .pending_rewards
+            .iter()
+            .fold(Nat::from(0u8), |acc, r| acc + r.amount.clone())
+    };
+    // op1: 40 000, 10 % commission → 4 000; 36 000 split 1:3.
+    assert_eq!(owed(&t, op1()), Nat::from(4_000u32));
+    assert_eq!(owed(&t, staker(1)), Nat::from(9_000u32));
+    assert_eq!(owed(&t, staker(2)), Nat::from(27_000u32));
+    // op2: 20 000, 5 % → 1 000; 19 000 to s3.
+    assert_eq!(owed(&t, op2()), Nat::from(1_000u32));
+    assert_eq!(owed(&t, staker(3)), Nat::from(19_000u32));
+    t.check_replay();
+}
+
+#[test]
+fn should_claim_all_tokens_of_all_operators_in_one_call_to_a_recipient() {
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    t.delegate(staker(1), op2(), cketh(), 1_000);
+    t.allocate(op1(), "da", cketh(), 10_000);
+    t.allocate(op2(), "confirmation", cketh(), 10_000);
+    t.advance(DAY_NS);
+    for avs in ["da", "confirmation"] {
+        t.ok(Event::RewardsDeposited {
+            from: P(p(50)),
+            avs: avs.into(),
+            token: P(reward_token()),
+            amount: 10_000,
+        });
+    }
+    let Applied::Claimed(paid) = t.ok(Event::RewardsClaimed {
+        owner: P(staker(1)),
+        recipient: P(p(88)),
+    }) else {
+        panic!()
+    };
+    // 9 000 + 9 500.
+    assert_eq!(paid.len(), 1);
+    assert_eq!(paid[0].1, 18_500);
+    let op = &t.s.ops[&paid[0].2];
+    assert_eq!(op.kind, OpKind::Payout { to: p(88) });
+    let e = t.err(Event::RewardsClaimed {
+        owner: P(staker(1)),
+        recipient: P(p(88)),
+    });
+    assert_eq!(e, RestakingError::NothingToClaim);
+    t.check_replay();
+}
+
+#[test]
+fn should_reject_rewards_when_no_stake_is_allocated() {
+    let mut t = T::new();
+    let e = t.err(Event::RewardsDeposited {
+        from: P(p(50)),
+        avs: "da".into(),
+        token: P(reward_token()),
+        amount: 10,
+    });
+    assert_eq!(e, RestakingError::NoAllocatedStake);
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    Delegate(u8, bool, u8, u128),
+    Undelegate(u8, bool, u8, u128),
+    Allocate(bool, bool, u8, u32),
+    Slash(bool, bool, u32),
+    Reward(u128),
+    Cancel(u8),
+    Complete(u8),
+    Advance(u64),
+    Settle,
+    Claim(u8),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        (
+            0u8..6,
+            any::<bool>(),
+            0u8..2,
+            1u128..1_000_000_000_000_000_000_000u128
+        )
+            .prop_map(|(s, o, l, a)| Step::Delegate(s, o, l, a)),
+        (
+            0u8..6,
+            any::<bool>(),
+            0u8..2,
+            1u128..1_000_000_000_000_000_000u128
+        )
+            .prop_map(|(s, o, l, a)| Step::Undelegate(s, o, l, a)),
+        (any::<bool>(), any::<bool>(), 0u8..2, 0u32..=10_000)
+            .prop_map(|(o, a, l, b)| Step::Allocate(o, a, l, b)),
+        (any::<bool>(), any::<bool>(), 1u32..=10_000).prop_map(|(o, a, b)| Step::Slash(o, a, b)),
+        (1u128..1_000_000_000_000u128).prop_map(Step::Reward),
+        (0u8..8).prop_map(Step::Cancel),
+        (0u8..8).prop_map(Step::Complete),
+        (0u64..10 * DAY_NS).prop_map(Step::Advance),
+        Just(Step::Settle),
+        (0u8..6).prop_map(Step::Claim),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// After any sequence of operations, slashes included: every pool's totals equal the sums
+    /// over its positions; once settled, Σ values = pool total; realized losses cover every
+    /// nominal slash; rewards never exceed deposits; replay gives the same state.
+    #[test]
+    fn should_keep_pool_totals_equal_to_the_sum_over_delegators(steps in prop::collection::vec(step(), 1..40)) {
+        let mut t = T::new();
+        let ops = |o: bool| if o { op1() } else { op2() };
+        let ledger = |l: u8| if l == 0 { cketh() } else { ckbtc() };
+        let avs = |a: bool| if a { "confirmation" } else { "da" };
+        for s in steps {
+            match s {
+                Step::Delegate(s, o, l, a) => t.delegate(staker(s), ops(o), ledger(l), a),
+                Step::Undelegate(s, o, l, a) => { let _ = t.apply(Event::UndelegateRequested { staker: P(staker(s)), operator: P(ops(o)), ledger: P(ledger(l)), amount: a }); }
+                Step::Allocate(o, a, l, b) => { let _ = t.apply(Event::Allocated { operator: P(ops(o)), avs: avs(a).into(), ledger: P(ledger(l)), bps: b }); }
+                Step::Slash(o, a, b) => {
+                    let max = if a { 5_000 } else { 10_000 };
+                    if let Ok(Applied::Slash(id)) = t.apply(Event::SlashRequested { slasher: P(slasher()), avs: avs(a).into(), operator: P(ops(o)), bps: b.min(max), reason: String::new() }) {
+                        t.advance(2 * DAY_NS);
+                        t.ok(Event::SlashExecuted { id });
+                    }
+                }
+                Step::Reward(a) => { let _ = t.apply(Event::RewardsDeposited { from: P(p(50)), avs: "da".into(), token: P(reward_token()), amount: a }); }
+                Step::Cancel(i) => { if let Some((id, w)) = t.s.withdrawals.iter().nth(usize::from(i)).map(|(id, w)| (*id, w.staker)) { t.ok(Event::WithdrawalCancelled { staker: P(w), id }); } }
+                Step::Complete(i) => { if let Some(id) = t.s.withdrawals.keys().nth(usize::from(i)).copied() { let _ = t.apply(Event::WithdrawalCompleted { id }); } }
+                Step::Advance(ns) => t.advance(ns),
+                Step::Settle => t.settle_all(),
+                Step::Claim(s) => { let _ = t.apply(Event::RewardsClaimed { owner: P(staker(s)), recipient: P(staker(s)) }); }
+            }
+            t.check_pool_sums();
+        }
+        // Values never exceed settled amounts; settling makes them equal.
+        t.settle_all();
+        for ((o, l), pool) in t.s.pools.clone() {
+            let values: u128 = t.s.delegations.iter().filter(|((o2, l2, _), _)| (*o2, *l2) == (o, l)).map(|(_, d)| d.value(&pool)).sum::<u128>()
+                + t.s.withdrawals.values().filter(|w| (w.operator, w.ledger) == (o, l)).map(|w| w.stake.value(&pool)).sum::<u128>();
+            prop_assert_eq!(values, pool.total_amount);
+            prop_assert!(pool.value() <= pool.total_amount);
+        }
+        // Realized losses (sent to staking) cover the nominal slashes, per asset.
+        for l in [cketh(), ckbtc()] {
+            let nominal: u128 = t.s.slashes.values().filter_map(|s| s.slashed.get(&l)).sum();
+            let realized = t.s.slashed_total.get(&l).copied().unwrap_or(0);
+            prop_assert!(realized >= nominal, "realized {} < nominal {}", realized, nominal);
+        }
+        // Rewards: owed + paid-out ops + dust never exceed what was deposited.
+        let token = reward_token();
+        let deposited = t.s.reward_deposited.get(&token).copied().unwrap_or(0);
+        let owed: u128 = t.s.rewards.iter().filter(|((_, tk), _)| *tk == token).map(|(_, v)| *v).sum();
+        let paid: u128 = t.s.ops.values().filter(|o| matches!(o.kind, OpKind::Payout { .. })).map(|o| o.amount).sum();
+        let dust = t.s.reward_dust.get(&token).copied().unwrap_or(0);
+        prop_assert!(owed + paid + dust <= deposited, "{} + {} + {} > {}", owed, paid, dust, deposited);
+        t.check_replay();
+    }
+}
+
+#[test]
+fn should_keep_units_consistent() {
+    assert_eq!(BPS, 10_000);
+    assert_eq!(WAD, 10u128.pow(18));
+}
+
+#[test]
+fn should_match_the_checked_in_candid_interface() {
+    use candid_parser::utils::{CandidSource, service_equal};
+    let generated = crate::__export_service();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../candid/restaking.did");
+    if std::env::var_os("UPDATE_CANDID").is_some() {
+        std::fs::write(&path, &generated).expect("cannot write candid/restaking.did");
+    }
+    let checked_in = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    service_equal(
+        CandidSource::Text(&generated),
+        CandidSource::Text(&checked_in),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "candid/restaking.did differs from the generated interface \
+                 (regenerate with UPDATE_CANDID=1 cargo test -p restaking): {e}\n{generated}"
+        )
+    });
+}

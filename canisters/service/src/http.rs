@@ -1,0 +1,227 @@
+//! Certified HTTP: the status page (HTML at `/`, JSON at `/status`), one JSON page per record
+//! at `/records/<id>`, and a certified 404 for every other path.
+//!
+//! Every response is built when the state it shows changes (in an update, callback or timer),
+//! certified in an `HttpCertificationTree` (response-only CEL expression: the request does not
+//! matter, every response header except `IC-Certificate` is certified), and the tree's root is
+//! the canister's certified data. `http_request` only looks the response up and adds the
+//! `IC-Certificate` header (certificate, witness, expression path), so a boundary node
+//! verifies it against the subnet's signature.
+
+use std::collections::BTreeMap;
+
+use ic_http_certification::utils::add_v2_certificate_header;
+use ic_http_certification::{
+    CERTIFICATE_EXPRESSION_HEADER_NAME, DefaultCelBuilder, DefaultResponseCertification,
+    DefaultResponseOnlyCelExpression, HttpCertification, HttpCertificationPath,
+    HttpCertificationTree, HttpCertificationTreeEntry, HttpResponse, StatusCode,
+};
+
+use crate::types::{RecordStatus, RecordView, ServiceStatus};
+
+/// The path of the fallback (404) response: a wildcard over every path.
+const NOT_FOUND_PATH: &str = "";
+
+fn cel() -> DefaultResponseOnlyCelExpression<'static> {
+    DefaultCelBuilder::response_only_certification()
+        .with_response_certification(DefaultResponseCertification::response_header_exclusions(
+            vec![],
+        ))
+        .build()
+}
+
+struct Page {
+    path: HttpCertificationPath<'static>,
+    response: HttpResponse<'static>,
+    certification: HttpCertification,
+}
+
+/// The certified responses and their tree.
+pub struct CertifiedPages {
+    tree: HttpCertificationTree,
+    /// Exact request path -> page.
+    pages: BTreeMap<String, Page>,
+    not_found: Page,
+}
+
+impl Default for CertifiedPages {
+    fn default() -> Self {
+        let mut tree = HttpCertificationTree::default();
+        let not_found = make_page(
+            HttpCertificationPath::wildcard(NOT_FOUND_PATH),
+            StatusCode::NOT_FOUND,
+            "application/json",
+            br#"{"error":"not found"}"#.to_vec(),
+        );
+        tree.insert(&HttpCertificationTreeEntry::new(
+            &not_found.path,
+            not_found.certification,
+        ));
+        CertifiedPages {
+            tree,
+            pages: BTreeMap::new(),
+            not_found,
+        }
+    }
+}
+
+fn make_page(
+    path: HttpCertificationPath<'static>,
+    status: StatusCode,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Page {
+    let cel = cel();
+    let response = HttpResponse::builder()
+        .with_status_code(status)
+        .with_headers(vec![
+            ("content-type".to_string(), content_type.to_string()),
+            ("cache-control".to_string(), "no-cache".to_string()),
+            (
+                CERTIFICATE_EXPRESSION_HEADER_NAME.to_string(),
+                cel.to_string(),
+            ),
+        ])
+        .with_body(body)
+        .build();
+    let certification = HttpCertification::response_only(&cel, &response, None)
+        .unwrap_or_else(|e| panic!("BUG: cannot certify a response: {e}"));
+    Page {
+        path,
+        response,
+        certification,
+    }
+}
+
+impl CertifiedPages {
+    fn put(&mut self, url: String, content_type: &str, body: Vec<u8>) {
+        if let Some(old) = self.pages.remove(&url) {
+            self.tree.delete(&HttpCertificationTreeEntry::new(
+                &old.path,
+                old.certification,
+            ));
+        }
+        let page = make_page(
+            HttpCertificationPath::exact(url.clone()),
+            StatusCode::OK,
+            content_type,
+            body,
+        );
+        self.tree.insert(&HttpCertificationTreeEntry::new(
+            &page.path,
+            page.certification,
+        ));
+        self.pages.insert(url, page);
+    }
+
+    pub fn put_record(&mut self, record: &RecordView) {
+        let body = serde_json::to_vec(&record_json(record))
+            .unwrap_or_else(|e| panic!("BUG: cannot encode a record as JSON: {e}"));
+        self.put(format!("/records/{}", record.id), "application/json", body);
+    }
+
+    pub fn put_status(&mut self, status: &ServiceStatus) {
+        let json = serde_json::to_vec(status)
+            .unwrap_or_else(|e| panic!("BUG: cannot encode the status as JSON: {e}"));
+        self.put("/status".to_string(), "application/json", json);
+        self.put(
+            "/".to_string(),
+            "text/html; charset=utf-8",
+            status_html(status).into_bytes(),
+        );
+    }
+
+    pub fn root_hash(&self) -> [u8; 32] {
+        self.tree.root_hash()
+    }
+
+    /// The certified response for `url` (path and optional query), with its `IC-Certificate`
+    /// header when a certificate is given (there is one only in non-replicated queries).
+    pub fn serve(&self, url: &str, certificate: Option<&[u8]>) -> HttpResponse<'static> {
+        let path = url.split(['?', '#']).next().unwrap_or("/");
+        let path = if path.is_empty() { "/" } else { path };
+        let page = self.pages.get(path).unwrap_or(&self.not_found);
+        let mut response = page.response.clone();
+        if let Some(certificate) = certificate {
+            let entry = HttpCertificationTreeEntry::new(&page.path, page.certification);
+            match self.tree.witness(&entry, path) {
+                Ok(witness) => add_v2_certificate_header(
+                    certificate,
+                    &mut response,
+                    &witness,
+                    &page.path.to_expr_path(),
+                ),
+                Err(e) => panic!("BUG: no witness for {path}: {e}"),
+            }
+        }
+        response
+    }
+}
+
+/// The JSON document of a record: the record, and where its receipt is.
+fn record_json(r: &RecordView) -> serde_json::Value {
+    let receipt = r.hub_record_id.map(|id| {
+        serde_json::json!({
+            "hub": r.hub.to_text(),
+            "record_id": id,
+            "how": "query get_receipt(record_id) on the hub; verify with `stratros verify`",
+        })
+    });
+    serde_json::json!({
+        "id": r.id,
+        "author": r.author.to_text(),
+        "created_at_nanos": r.created_at_nanos,
+        "kind": r.body.hub_kind(),
+        "body": r.body,
+        "content_hash": r.content_hash,
+        "reference": r.reference,
+        "hub": r.hub.to_text(),
+        "hub_record_id": r.hub_record_id,
+        "status": status_name(&r.status),
+        "status_detail": r.status,
+        "receipt": receipt,
+    })
+}
+
+pub fn status_name(s: &RecordStatus) -> &'static str {
+    match s {
+        RecordStatus::Pending { .. } => "pending",
+        RecordStatus::Submitted => "submitted",
+        RecordStatus::Sealed { .. } => "sealed",
+        RecordStatus::Confirmed { .. } => "confirmed",
+        RecordStatus::Refused { .. } => "refused",
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn status_html(s: &ServiceStatus) -> String {
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{name}</title></head><body>\
+         <h1>{name}</h1><p>Stratros service of kind <code>{kind}</code>, owner <code>{owner}</code>, \
+         hub <code>{hub}</code>.</p><table>\
+         <tr><th>records</th><td>{records}</td></tr>\
+         <tr><th>pending</th><td>{pending}</td></tr>\
+         <tr><th>submitted</th><td>{submitted}</td></tr>\
+         <tr><th>sealed</th><td>{sealed}</td></tr>\
+         <tr><th>confirmed</th><td>{confirmed}</td></tr>\
+         <tr><th>refused</th><td>{refused}</td></tr></table>\
+         <p>Records: <code>/records/&lt;id&gt;</code> (JSON). Status: <code>/status</code> (JSON).</p>\
+         </body></html>",
+        name = escape(&s.name),
+        kind = escape(&s.kind),
+        owner = s.owner,
+        hub = s.hub,
+        records = s.records,
+        pending = s.pending,
+        submitted = s.submitted,
+        sealed = s.sealed,
+        confirmed = s.confirmed,
+        refused = s.refused,
+    )
+}

@@ -1,0 +1,402 @@
+//! Records: validation, storage, forwarding to the hub, confirmation tracking, and reading
+//! other services' confirmed records.
+
+use candid::{Encode, Principal};
+use sha2::{Digest, Sha256};
+use stratros_confirmation::Hash32;
+
+use crate::hub::{ListBatchesArgs, MAX_BATCH_PAGE, RecordInput, SubmitError};
+use crate::runtime::{CallError, Runtime};
+use crate::state::{mutate_state, read_state, reference};
+use crate::storage::StoredRecord;
+use crate::types::{
+    AddError, ConfirmedRecord, ReadError, RecordBody, RecordStatus, RecordView, TickReport,
+};
+
+/// Domain separator of [`content_hash`].
+pub const CONTENT_HASH_DOMAIN: &[u8] = b"stratros-service-record-v1\x00";
+
+/// Pages of hub batches one scan reads at most.
+const MAX_SCAN_PAGES: u32 = 5;
+
+/// The hash the hub confirms for a record: SHA-256 of the domain separator and the Candid
+/// encoding of the body (deterministic for a given value).
+pub fn content_hash(body: &RecordBody) -> Hash32 {
+    let bytes = Encode!(body).unwrap_or_else(|e| panic!("BUG: cannot encode a record body: {e}"));
+    let mut h = Sha256::new();
+    h.update(CONTENT_HASH_DOMAIN);
+    h.update(&bytes);
+    Hash32(h.finalize().into())
+}
+
+fn check_field(index: usize, field: &str, len: usize, max: u32) -> Result<(), AddError> {
+    if len > max as usize {
+        return Err(AddError::FieldTooLarge {
+            index: index as u64,
+            field: field.to_string(),
+            max,
+            got: len as u64,
+        });
+    }
+    Ok(())
+}
+
+fn validate(index: usize, body: &RecordBody, max: u32) -> Result<(), AddError> {
+    match body {
+        RecordBody::ModelAttestation {
+            model_id,
+            version,
+            metadata,
+            ..
+        } => {
+            check_field(index, "model_id", model_id.len(), max)?;
+            check_field(index, "version", version.len(), max)?;
+            check_field(index, "metadata", metadata.len(), max)
+        }
+        RecordBody::Dataset {
+            licence, source, ..
+        } => {
+            check_field(index, "licence", licence.len(), max)?;
+            check_field(index, "source", source.len(), max)
+        }
+        RecordBody::Inference {
+            model,
+            output,
+            executor,
+            ..
+        } => {
+            check_field(index, "model", model.len(), max)?;
+            check_field(index, "output", output.as_ref().map_or(0, |o| o.len()), max)?;
+            check_field(index, "executor", executor.len(), max)
+        }
+        RecordBody::Transaction { kind, payload } => {
+            check_field(index, "kind", kind.len(), max)?;
+            check_field(index, "payload", payload.len(), max)
+        }
+    }
+}
+
+/// Stores records (owner and writers only), then forwards them to the hub in one call.
+/// The records are stored even if the hub cannot be reached: they stay `Pending` and a timer
+/// retries them.
+pub async fn add_records<R: Runtime>(
+    rt: &R,
+    bodies: Vec<RecordBody>,
+) -> Result<Vec<RecordView>, AddError> {
+    let caller = rt.caller();
+    let ids = mutate_state(|s| {
+        if !s.is_writer(&caller) {
+            return Err(AddError::NotWriter { caller });
+        }
+        let config = s.config().clone();
+        if bodies.is_empty() {
+            return Err(AddError::EmptyBatch);
+        }
+        if bodies.len() > config.max_records_per_call as usize {
+            return Err(AddError::TooManyRecords {
+                max: config.max_records_per_call,
+                got: bodies.len() as u64,
+            });
+        }
+        for (i, b) in bodies.iter().enumerate() {
+            validate(i, b, config.max_field_bytes)?;
+        }
+        let hub = s.meta().hub;
+        let now = rt.time();
+        let first = s.next_id();
+        let mut ids = Vec::with_capacity(bodies.len());
+        for (i, body) in bodies.into_iter().enumerate() {
+            let id = first + i as u64;
+            s.insert(StoredRecord {
+                id,
+                author: caller,
+                created_at_nanos: now,
+                content_hash: content_hash(&body),
+                body,
+                hub,
+                hub_record_id: None,
+                status: RecordStatus::Pending {
+                    attempts: 0,
+                    last_error: None,
+                },
+            });
+            ids.push(id);
+        }
+        s.refresh_status_page();
+        Ok(ids)
+    })?;
+    rt.set_certified_data(&read_state(|s| s.certified_root()));
+    let mut report = TickReport::default();
+    submit_pending(rt, &mut report).await;
+    reschedule(rt);
+    Ok(read_state(|s| {
+        ids.iter().filter_map(|id| s.view(*id)).collect()
+    }))
+}
+
+fn input(r: &StoredRecord) -> RecordInput {
+    RecordInput {
+        content_hash: r.content_hash,
+        kind: r.body.hub_kind().to_string(),
+        reference: reference(r.id),
+        payload: None,
+    }
+}
+
+fn mark_failed(r: &mut StoredRecord, error: &str) {
+    if let RecordStatus::Pending {
+        attempts,
+        last_error,
+    } = &mut r.status
+    {
+        *attempts = attempts.saturating_add(1);
+        *last_error = Some(error.to_string());
+    }
+}
+
+/// Submits every pending record not already in a call, in batches of `max_records_per_call`.
+/// The hub deduplicates by `reference`, so a retry after an unknown outcome never creates a
+/// second hub record.
+pub async fn submit_pending<R: Runtime>(rt: &R, report: &mut TickReport) {
+    loop {
+        let (batch, hub) = mutate_state(|s| {
+            let limit = s.config().max_records_per_call as usize;
+            (s.take_pending(limit), s.meta().hub)
+        });
+        if batch.is_empty() {
+            return;
+        }
+        let inputs: Vec<RecordInput> = batch.iter().map(input).collect();
+        let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
+        let result = rt.hub_submit(hub, inputs).await;
+        let progressed = mutate_state(|s| {
+            s.release(&ids);
+            // Records re-read: an upgrade of the hub id or a concurrent update may have happened.
+            let mut records: Vec<StoredRecord> =
+                ids.iter().filter_map(|id| s.record(*id)).collect();
+            let progressed = match result {
+                Ok(Ok(submitted)) if submitted.len() == records.len() => {
+                    for (r, sub) in records.iter_mut().zip(submitted) {
+                        r.hub = hub;
+                        r.hub_record_id = Some(sub.id);
+                        r.status = RecordStatus::Submitted;
+                    }
+                    report.submitted += records.len() as u64;
+                    true
+                }
+                Ok(Ok(submitted)) => {
+                    let e = format!(
+                        "the hub answered {} ids for {} records",
+                        submitted.len(),
+                        records.len()
+                    );
+                    records.iter_mut().for_each(|r| mark_failed(r, &e));
+                    report.errors.push(e);
+                    false
+                }
+                Ok(Err(SubmitError::RecordTooLarge {
+                    index,
+                    field,
+                    max,
+                    got,
+                })) => {
+                    // Refused for good; the others are retried at once without it.
+                    let reason = format!("the hub limits {field} to {max} bytes, got {got}");
+                    if let Some(r) = records.get_mut(index as usize) {
+                        r.status = RecordStatus::Refused {
+                            reason: reason.clone(),
+                        };
+                    }
+                    report.errors.push(reason);
+                    true
+                }
+                Ok(Err(e)) => {
+                    let e = format!("the hub refused the submission: {e:?}");
+                    records.iter_mut().for_each(|r| mark_failed(r, &e));
+                    report.errors.push(e);
+                    false
+                }
+                Err(e) => {
+                    let e = format!("cannot reach the hub: {e}");
+                    records.iter_mut().for_each(|r| mark_failed(r, &e));
+                    report.errors.push(e);
+                    false
+                }
+            };
+            for r in records {
+                s.update(r);
+            }
+            s.refresh_status_page();
+            progressed
+        });
+        rt.set_certified_data(&read_state(|s| s.certified_root()));
+        if !progressed {
+            return;
+        }
+    }
+}
+
+/// Reads the hub's batches from the scan height on and moves records to `Sealed` or
+/// `Confirmed`. One scan at a time.
+pub async fn scan_confirmations<R: Runtime>(rt: &R, report: &mut TickReport) {
+    if !read_state(|s| s.has_unconfirmed()) || !mutate_state(|s| s.try_start_scan()) {
+        return;
+    }
+    for _ in 0..MAX_SCAN_PAGES {
+        let (hub, start) = read_state(|s| (s.meta().hub, s.meta().scan_height));
+        let page = rt
+            .hub_list_batches(
+                hub,
+                ListBatchesArgs {
+                    start,
+                    limit: MAX_BATCH_PAGE,
+                },
+            )
+            .await;
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                report
+                    .errors
+                    .push(format!("cannot list the hub's batches: {e}"));
+                break;
+            }
+        };
+        let full = page.batches.len() as u64 == MAX_BATCH_PAGE;
+        mutate_state(|s| {
+            let mut next_scan = start;
+            let mut all_confirmed_so_far = true;
+            for batch in &page.batches {
+                let h = &batch.header;
+                for id in s.local_ids_for_hub_range(h.first_record_id, h.last_record_id) {
+                    let Some(mut r) = s.record(id) else { continue };
+                    if r.hub != hub {
+                        continue;
+                    }
+                    let status = match batch.confirmed_at_nanos {
+                        Some(at) => RecordStatus::Confirmed {
+                            height: h.height,
+                            header_hash: batch.header_hash,
+                            confirmed_at_nanos: at,
+                        },
+                        None => RecordStatus::Sealed { height: h.height },
+                    };
+                    if r.status != status && !matches!(r.status, RecordStatus::Confirmed { .. }) {
+                        if matches!(status, RecordStatus::Confirmed { .. }) {
+                            report.newly_confirmed += 1;
+                        }
+                        r.status = status;
+                        s.update(r);
+                    }
+                }
+                if batch.confirmed_at_nanos.is_some() && all_confirmed_so_far {
+                    next_scan = h.height + 1;
+                } else {
+                    all_confirmed_so_far = false;
+                }
+            }
+            s.set_scan_height(next_scan);
+            s.refresh_status_page();
+        });
+        rt.set_certified_data(&read_state(|s| s.certified_root()));
+        if !full || !read_state(|s| s.has_unconfirmed()) {
+            break;
+        }
+    }
+    mutate_state(|s| s.end_scan());
+}
+
+/// Re-arms the timer while anything waits: pending submissions or unconfirmed records.
+pub fn reschedule<R: Runtime>(rt: &R) {
+    let (work, delay) = read_state(|s| {
+        (
+            s.has_pending() || s.has_unconfirmed(),
+            s.config().retry_seconds,
+        )
+    });
+    if work {
+        rt.schedule_tick(delay);
+    }
+}
+
+/// The timer's work (also callable by anyone as `tick`): submit what is pending, then scan
+/// the hub for confirmations.
+pub async fn tick<R: Runtime>(rt: &R) -> TickReport {
+    let mut report = TickReport::default();
+    submit_pending(rt, &mut report).await;
+    scan_confirmations(rt, &mut report).await;
+    report.still_pending = read_state(|s| s.status().pending);
+    reschedule(rt);
+    report
+}
+
+fn call_failed(canister: Principal, e: CallError) -> ReadError {
+    ReadError::CallFailed {
+        canister,
+        reject_code: e.reject_code,
+        message: e.message,
+    }
+}
+
+/// Reads record `id` of another service and checks, with this service's own hub, that it is
+/// confirmed: the hub's batch at the claimed height is confirmed, has the claimed header hash
+/// and holds the claimed hub record id; and the content hash matches the body.
+pub async fn read_confirmed<R: Runtime>(
+    rt: &R,
+    service: Principal,
+    id: u64,
+) -> Result<ConfirmedRecord, ReadError> {
+    let record = rt
+        .service_get_record(service, id)
+        .await
+        .map_err(|e| call_failed(service, e))?
+        .ok_or(ReadError::UnknownRecord { service, id })?;
+    let hub = read_state(|s| s.meta().hub);
+    if record.hub != hub {
+        return Err(ReadError::OtherHub { hub: record.hub });
+    }
+    if content_hash(&record.body) != record.content_hash {
+        return Err(ReadError::ContentHashMismatch);
+    }
+    let (height, header_hash) = match &record.status {
+        RecordStatus::Confirmed {
+            height,
+            header_hash,
+            ..
+        } => (*height, *header_hash),
+        other => {
+            return Err(ReadError::NotConfirmed {
+                status: other.clone(),
+            });
+        }
+    };
+    let hub_id = record.hub_record_id.ok_or_else(|| ReadError::HubMismatch {
+        message: "a confirmed record without a hub record id".to_string(),
+    })?;
+    let batch = rt
+        .hub_get_batch(hub, height)
+        .await
+        .map_err(|e| call_failed(hub, e))?
+        .map_err(|e| ReadError::HubMismatch {
+            message: format!("the hub has no batch {height}: {e:?}"),
+        })?;
+    let confirmed_at_nanos = batch.confirmed_at_nanos.ok_or(ReadError::HubMismatch {
+        message: format!("batch {height} is not confirmed at the hub"),
+    })?;
+    if batch.header_hash != header_hash {
+        return Err(ReadError::HubMismatch {
+            message: format!("batch {height} has another header hash at the hub"),
+        });
+    }
+    if hub_id < batch.header.first_record_id || hub_id > batch.header.last_record_id {
+        return Err(ReadError::HubMismatch {
+            message: format!("hub record {hub_id} is not in batch {height}"),
+        });
+    }
+    Ok(ConfirmedRecord {
+        service,
+        record,
+        header_hash,
+        confirmed_at_nanos,
+    })
+}

@@ -1,0 +1,541 @@
+//! Native unit tests of the service's logic, with a stub runtime whose hub answers from
+//! in-memory tables (the real hub is exercised in tests/integration/tests/services.rs).
+
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use candid::Principal;
+use candid_parser::utils::{CandidSource, service_equal};
+use stratros_confirmation::{BatchHeader, Hash32};
+
+use crate::hub::{
+    Batch, BatchError, BatchPage, ListBatchesArgs, RecordInput, SubmitError, Submitted,
+};
+use crate::runtime::{CallError, Runtime};
+use crate::state::{read_state, reset_state};
+use crate::types::*;
+use crate::{lifecycle, records, storage};
+
+fn owner() -> Principal {
+    Principal::from_slice(&[1; 10])
+}
+fn writer() -> Principal {
+    Principal::from_slice(&[2; 10])
+}
+fn stranger() -> Principal {
+    Principal::from_slice(&[3; 10])
+}
+fn hub() -> Principal {
+    Principal::from_slice(&[4; 10])
+}
+fn other_service() -> Principal {
+    Principal::from_slice(&[5; 10])
+}
+
+#[derive(Default)]
+struct HubStub {
+    reachable: bool,
+    /// reference -> hub id
+    refs: BTreeMap<String, u64>,
+    inputs: Vec<RecordInput>,
+    batches: Vec<Batch>,
+    submit_calls: u32,
+}
+
+struct Stub {
+    caller: Cell<Principal>,
+    time: Cell<u64>,
+    certified: Cell<[u8; 32]>,
+    scheduled: Cell<Option<u64>>,
+    hub: RefCell<HubStub>,
+    remote: RefCell<BTreeMap<u64, RecordView>>,
+}
+
+impl Stub {
+    fn new() -> Self {
+        Stub {
+            caller: Cell::new(owner()),
+            time: Cell::new(1_000),
+            certified: Cell::new([0; 32]),
+            scheduled: Cell::new(None),
+            hub: RefCell::new(HubStub {
+                reachable: true,
+                ..HubStub::default()
+            }),
+            remote: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// Seals every hub record not in a batch yet into one batch, confirmed or not.
+    fn seal(&self, confirmed: bool) {
+        let mut hub = self.hub.borrow_mut();
+        let first = hub
+            .batches
+            .last()
+            .map_or(0, |b| b.header.last_record_id + 1);
+        let count = hub.inputs.len() as u64;
+        if first >= count {
+            return;
+        }
+        let height = hub.batches.len() as u64;
+        hub.batches.push(Batch {
+            header: BatchHeader {
+                hub: hub_principal(),
+                height,
+                prev_header_hash: Hash32::ZERO,
+                merkle_root: Hash32([9; 32]),
+                leaf_count: count - first,
+                first_record_id: first,
+                last_record_id: count - 1,
+                start_time_nanos: 0,
+                end_time_nanos: 0,
+                quorum_policy_hash: Hash32::ZERO,
+            },
+            header_hash: Hash32([height as u8 + 1; 32]),
+            confirmed_at_nanos: confirmed.then_some(5),
+        });
+    }
+
+    fn confirm_all(&self) {
+        for b in self.hub.borrow_mut().batches.iter_mut() {
+            b.confirmed_at_nanos.get_or_insert(7);
+        }
+    }
+}
+
+fn hub_principal() -> Principal {
+    hub()
+}
+
+fn unreachable() -> CallError {
+    CallError {
+        reject_code: Some(2),
+        message: "held".into(),
+    }
+}
+
+impl Runtime for Stub {
+    fn caller(&self) -> Principal {
+        self.caller.get()
+    }
+    fn time(&self) -> u64 {
+        self.time.get()
+    }
+    fn is_controller(&self, _: &Principal) -> bool {
+        false
+    }
+    fn set_certified_data(&self, data: &[u8; 32]) {
+        self.certified.set(*data);
+    }
+    fn schedule_tick(&self, seconds: u64) {
+        self.scheduled.set(Some(seconds));
+    }
+    async fn hub_submit(
+        &self,
+        _: Principal,
+        records: Vec<RecordInput>,
+    ) -> Result<Result<Vec<Submitted>, SubmitError>, CallError> {
+        let mut hub = self.hub.borrow_mut();
+        hub.submit_calls += 1;
+        if !hub.reachable {
+            return Err(unreachable());
+        }
+        let mut out = Vec::new();
+        for r in records {
+            if let Some(id) = hub.refs.get(&r.reference) {
+                out.push(Submitted {
+                    id: *id,
+                    duplicate: true,
+                });
+            } else {
+                let id = hub.inputs.len() as u64;
+                hub.refs.insert(r.reference.clone(), id);
+                hub.inputs.push(r);
+                out.push(Submitted {
+                    id,
+                    duplicate: false,
+                });
+            }
+        }
+        Ok(Ok(out))
+    }
+    async fn hub_list_batches(
+        &self,
+        _: Principal,
+        args: ListBatchesArgs,
+    ) -> Result<BatchPage, CallError> {
+        let hub = self.hub.borrow();
+        if !hub.reachable {
+            return Err(unreachable());
+        }
+        Ok(BatchPage {
+            total: hub.batches.len() as u64,
+            batches: hub
+                .batches
+                .iter()
+                .skip(args.start as usize)
+                .take(args.limit as usize)
+                .cloned()
+                .collect(),
+        })
+    }
+    async fn hub_get_batch(
+        &self,
+        _: Principal,
+        height: u64,
+    ) -> Result<Result<Batch, BatchError>, CallError> {
+        let hub = self.hub.borrow();
+        Ok(hub
+            .batches
+            .get(height as usize)
+            .cloned()
+            .ok_or(BatchError::UnknownHeight {
+                height,
+                next_height: hub.batches.len() as u64,
+            }))
+    }
+    async fn service_get_record(
+        &self,
+        _: Principal,
+        id: u64,
+    ) -> Result<Option<RecordView>, CallError> {
+        Ok(self.remote.borrow().get(&id).cloned())
+    }
+}
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    let mut f = pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => panic!("the stub never leaves a call pending"),
+    }
+}
+
+fn install() -> Stub {
+    reset_state();
+    storage::reset_memory();
+    let rt = Stub::new();
+    lifecycle::init(
+        &rt,
+        Arg::Init(InitArgs {
+            owner: owner(),
+            hub: hub(),
+            writers: vec![writer()],
+            kind: "ai-module".into(),
+            name: "Service 1".into(),
+            config: None,
+        }),
+    )
+    .expect("init");
+    rt
+}
+
+fn upgrade(rt: &Stub) {
+    reset_state();
+    lifecycle::post_upgrade(rt, Some(Arg::Upgrade(None))).expect("upgrade");
+}
+
+fn model(i: u8) -> RecordBody {
+    RecordBody::ModelAttestation {
+        model_id: format!("model-{i}"),
+        version: "1.0".into(),
+        weights_hash: Hash32([i; 32]),
+        metadata: "{}".into(),
+    }
+}
+
+fn inference(i: u8) -> RecordBody {
+    RecordBody::Inference {
+        model: "model-1".into(),
+        input_hash: Hash32([i; 32]),
+        output: Some(stratros_confirmation::Blob(vec![i; 8])),
+        output_hash: Hash32([i ^ 0xff; 32]),
+        executor: "gpu-7".into(),
+    }
+}
+
+#[test]
+fn should_forward_records_to_the_hub_in_one_call_with_idempotency_keys() {
+    let rt = install();
+    rt.caller.set(writer());
+    let views = block_on(records::add_records(&rt, vec![model(1), inference(2)])).expect("add");
+    assert_eq!(views.len(), 2);
+    assert_eq!(rt.hub.borrow().submit_calls, 1);
+    assert_eq!(views[0].hub_record_id, Some(0));
+    assert_eq!(views[1].hub_record_id, Some(1));
+    assert_eq!(views[0].status, RecordStatus::Submitted);
+    let hub = rt.hub.borrow();
+    assert_eq!(hub.inputs[0].reference, "rec-0");
+    assert_eq!(hub.inputs[0].kind, "model_attestation");
+    assert_eq!(hub.inputs[1].kind, "inference");
+    assert_eq!(hub.inputs[0].content_hash, records::content_hash(&model(1)));
+    // Unconfirmed records keep the timer armed.
+    assert_eq!(rt.scheduled.get(), Some(Config::default().retry_seconds));
+}
+
+#[test]
+fn should_keep_records_pending_when_the_hub_is_unreachable_and_retry_without_duplicates() {
+    let rt = install();
+    rt.hub.borrow_mut().reachable = false;
+    let views = block_on(records::add_records(&rt, vec![model(1), model(2)])).expect("add");
+    assert!(matches!(
+        views[0].status,
+        RecordStatus::Pending { attempts: 1, .. }
+    ));
+    assert_eq!(views[0].hub_record_id, None);
+    assert_eq!(rt.scheduled.get(), Some(5));
+    assert_eq!(read_state(|s| s.status().pending), 2);
+
+    // A retry whose answer was lost: the hub stored the records, the service did not learn it.
+    rt.hub.borrow_mut().reachable = true;
+    block_on(rt.hub_submit(
+        hub(),
+        vec![RecordInput {
+            content_hash: records::content_hash(&model(1)),
+            kind: "model_attestation".into(),
+            reference: "rec-0".into(),
+            payload: None,
+        }],
+    ))
+    .expect("call")
+    .expect("submit");
+    // The service survives an upgrade meanwhile and its timer retries.
+    upgrade(&rt);
+    let report = block_on(records::tick(&rt));
+    assert_eq!(report.submitted, 2);
+    assert_eq!(report.still_pending, 0);
+    assert_eq!(rt.hub.borrow().inputs.len(), 2, "no record is duplicated");
+    assert_eq!(read_state(|s| s.view(0)).expect("0").hub_record_id, Some(0));
+    assert_eq!(read_state(|s| s.view(1)).expect("1").hub_record_id, Some(1));
+}
+
+#[test]
+fn should_refuse_strangers_empty_oversized_and_too_many_records() {
+    let rt = install();
+    rt.caller.set(stranger());
+    assert_eq!(
+        block_on(records::add_records(&rt, vec![model(1)])),
+        Err(AddError::NotWriter { caller: stranger() })
+    );
+    rt.caller.set(owner());
+    assert_eq!(
+        block_on(records::add_records(&rt, vec![])),
+        Err(AddError::EmptyBatch)
+    );
+    let big = RecordBody::Transaction {
+        kind: "t".into(),
+        payload: stratros_confirmation::Blob(vec![0; 4097]),
+    };
+    assert_eq!(
+        block_on(records::add_records(&rt, vec![model(1), big])),
+        Err(AddError::FieldTooLarge {
+            index: 1,
+            field: "payload".into(),
+            max: 4096,
+            got: 4097
+        })
+    );
+    assert!(matches!(
+        block_on(records::add_records(&rt, (0..51).map(model).collect())),
+        Err(AddError::TooManyRecords { max: 50, got: 51 })
+    ));
+    assert_eq!(read_state(|s| s.record_count()), 0, "nothing was stored");
+    assert_eq!(rt.hub.borrow().submit_calls, 0);
+}
+
+#[test]
+fn should_follow_records_to_sealed_and_confirmed() {
+    let rt = install();
+    block_on(records::add_records(&rt, vec![model(1)])).expect("add");
+    rt.seal(false);
+    block_on(records::add_records(&rt, vec![model(2), model(3)])).expect("add");
+    let report = block_on(records::tick(&rt));
+    assert_eq!(report.newly_confirmed, 0);
+    assert_eq!(
+        read_state(|s| s.view(0)).expect("0").status,
+        RecordStatus::Sealed { height: 0 }
+    );
+    assert_eq!(
+        read_state(|s| s.view(1)).expect("1").status,
+        RecordStatus::Submitted
+    );
+    rt.seal(true);
+    rt.confirm_all();
+    let report = block_on(records::tick(&rt));
+    assert_eq!(report.newly_confirmed, 3);
+    assert_eq!(
+        read_state(|s| s.view(2)).expect("2").status,
+        RecordStatus::Confirmed {
+            height: 1,
+            header_hash: Hash32([2; 32]),
+            confirmed_at_nanos: 5
+        }
+    );
+    let status = read_state(|s| s.status());
+    assert_eq!((status.confirmed, status.scan_height), (3, 2));
+    rt.scheduled.set(None);
+    records::reschedule(&rt);
+    assert_eq!(
+        rt.scheduled.get(),
+        None,
+        "no timer once everything is confirmed"
+    );
+}
+
+#[test]
+fn should_keep_records_and_certified_pages_across_upgrades() {
+    let rt = install();
+    block_on(records::add_records(&rt, vec![model(1), inference(2)])).expect("add");
+    rt.seal(true);
+    block_on(records::tick(&rt));
+    let before = (read_state(|s| s.views(0, 10)), rt.certified.get());
+    upgrade(&rt);
+    assert_eq!(read_state(|s| s.views(0, 10)), before.0);
+    assert_eq!(
+        rt.certified.get(),
+        before.1,
+        "the certified tree is rebuilt identically"
+    );
+    assert_eq!(read_state(|s| s.certified_root()), before.1);
+}
+
+#[test]
+fn should_serve_certified_http_pages() {
+    let rt = install();
+    block_on(records::add_records(&rt, vec![model(1)])).expect("add");
+    let cert = [7u8; 3];
+    read_state(|s| {
+        let ok = s.pages().serve("/records/0?x=1", Some(&cert));
+        assert_eq!(ok.status_code().as_u16(), 200);
+        let body: serde_json::Value = serde_json::from_slice(ok.body()).expect("json");
+        assert_eq!(body["id"], 0);
+        assert_eq!(body["status"], "submitted");
+        assert_eq!(body["hub_record_id"], 0);
+        assert!(
+            ok.headers()
+                .iter()
+                .any(|(k, v)| k == "IC-Certificate" && v.contains("version=2"))
+        );
+        let html = s.pages().serve("/", Some(&cert));
+        assert!(String::from_utf8_lossy(html.body()).contains("Service 1"));
+        let missing = s.pages().serve("/records/99", None);
+        assert_eq!(missing.status_code().as_u16(), 404);
+        let status = s.pages().serve("/status", None);
+        let body: serde_json::Value = serde_json::from_slice(status.body()).expect("json");
+        assert_eq!(body["records"], 1);
+    });
+    assert_eq!(rt.certified.get(), read_state(|s| s.certified_root()));
+}
+
+#[test]
+fn should_read_confirmed_records_of_another_service_only_when_the_hub_agrees() {
+    let rt = install();
+    block_on(records::add_records(&rt, vec![model(1)])).expect("add");
+    rt.seal(true);
+    block_on(records::tick(&rt));
+    // The other service's record is this one's (same hub), served as the other would.
+    let mut remote = read_state(|s| s.view(0)).expect("0");
+    rt.remote.borrow_mut().insert(0, remote.clone());
+    let ok = block_on(records::read_confirmed(&rt, other_service(), 0)).expect("confirmed");
+    assert_eq!(ok.header_hash, Hash32([1; 32]));
+
+    assert_eq!(
+        block_on(records::read_confirmed(&rt, other_service(), 1)),
+        Err(ReadError::UnknownRecord {
+            service: other_service(),
+            id: 1
+        })
+    );
+    // A lie about the header hash, the content or the status is caught.
+    remote.status = RecordStatus::Confirmed {
+        height: 0,
+        header_hash: Hash32([8; 32]),
+        confirmed_at_nanos: 5,
+    };
+    rt.remote.borrow_mut().insert(1, remote.clone());
+    assert!(matches!(
+        block_on(records::read_confirmed(&rt, other_service(), 1)),
+        Err(ReadError::HubMismatch { .. })
+    ));
+    let mut tampered = read_state(|s| s.view(0)).expect("0");
+    tampered.body = model(9);
+    rt.remote.borrow_mut().insert(2, tampered);
+    assert_eq!(
+        block_on(records::read_confirmed(&rt, other_service(), 2)),
+        Err(ReadError::ContentHashMismatch)
+    );
+    remote.status = RecordStatus::Submitted;
+    rt.remote.borrow_mut().insert(3, remote);
+    assert!(matches!(
+        block_on(records::read_confirmed(&rt, other_service(), 3)),
+        Err(ReadError::NotConfirmed { .. })
+    ));
+}
+
+#[test]
+fn should_reject_bad_lifecycle_arguments() {
+    let rt = Stub::new();
+    reset_state();
+    storage::reset_memory();
+    assert!(lifecycle::init(&rt, Arg::Upgrade(None)).is_err());
+    let bad = InitArgs {
+        owner: owner(),
+        hub: Principal::anonymous(),
+        writers: vec![],
+        kind: "k".into(),
+        name: "n".into(),
+        config: None,
+    };
+    assert!(lifecycle::init(&rt, Arg::Init(bad.clone())).is_err());
+    let bad_config = InitArgs {
+        hub: hub(),
+        config: Some(ConfigUpdate {
+            max_records_per_call: Some(0),
+            ..ConfigUpdate::default()
+        }),
+        ..bad
+    };
+    assert!(lifecycle::init(&rt, Arg::Init(bad_config)).is_err());
+}
+
+#[test]
+fn should_let_only_the_owner_manage_writers() {
+    let rt = install();
+    rt.caller.set(writer());
+    assert_eq!(
+        lifecycle::add_writer(&rt, stranger()),
+        Err(AdminError::NotOwner { caller: writer() })
+    );
+    rt.caller.set(owner());
+    lifecycle::add_writer(&rt, stranger()).expect("add");
+    rt.caller.set(stranger());
+    block_on(records::add_records(&rt, vec![model(1)])).expect("a writer now");
+    rt.caller.set(owner());
+    lifecycle::remove_writer(&rt, stranger()).expect("remove");
+    rt.caller.set(stranger());
+    assert!(block_on(records::add_records(&rt, vec![model(1)])).is_err());
+}
+
+#[test]
+fn should_match_the_checked_in_candid_interface() {
+    let generated = super::__export_service();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../candid/service.did");
+    if std::env::var_os("UPDATE_CANDID").is_some() {
+        std::fs::write(&path, &generated).expect("cannot write candid/service.did");
+    }
+    let checked_in = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    service_equal(
+        CandidSource::Text(&generated),
+        CandidSource::Text(&checked_in),
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "candid/service.did differs from the generated interface \
+             (regenerate with UPDATE_CANDID=1 cargo test -p service): {e}\n{generated}"
+        )
+    });
+}

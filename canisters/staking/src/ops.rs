@@ -1,0 +1,830 @@
+//! The flows: validate, take the owner's guard, journal, await the ledger, settle.
+//!
+//! Every ledger call is preceded by an event that journals it (`InStarted` / `OutStarted`)
+//! with its `created_at_time` and memo (`"stratros" ‖ op id`), so an answer that never comes
+//! (reject, trap, timeout) leaves the operation pending; the reconciliation timer asks the
+//! ledger again with the very same arguments, and the ledger's deduplication settles it:
+//! `Duplicate` means it happened.
+
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+
+use candid::{Nat, Principal};
+use icrc_ledger_types::icrc1::account::{Account, Subaccount};
+use icrc_ledger_types::icrc1::transfer::{Memo, TransferArg, TransferError};
+use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
+use sha2::{Digest, Sha256};
+use stratros_staking_api::{
+    AssetArg, AssetView, ClaimReceipt, FundRewardsArgs, HookArgs, HookError, HookReceipt,
+    MAX_LOCK_SECONDS, NotifyDepositArgs, PositionView, StakeArgs, StakeError, UnbondingView,
+    UnstakeArgs, WithdrawReceipt,
+};
+
+use crate::events::{Acct, Event, InKind, OutKind, P, SlashTo};
+use crate::log::{read_state, record};
+use crate::runtime::{CallError, Runtime};
+use crate::state::{HookKind, MAX_TOTAL, State, memo};
+
+const NANOS: u64 = 1_000_000_000;
+
+thread_local! {
+    static BUSY_OWNERS: RefCell<BTreeSet<Principal>> = const { RefCell::new(BTreeSet::new()) };
+    static BUSY_OPS: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
+    static RECONCILING: RefCell<bool> = const { RefCell::new(false) };
+}
+
+/// One operation in flight per owner; released on drop (also when a callback traps, since
+/// ic-cdk drops the future's locals on cleanup).
+pub struct OwnerGuard(Principal);
+
+impl OwnerGuard {
+    pub fn new(owner: Principal) -> Result<Self, StakeError> {
+        BUSY_OWNERS.with_borrow_mut(|b| {
+            if b.insert(owner) {
+                Ok(OwnerGuard(owner))
+            } else {
+                Err(StakeError::Busy)
+            }
+        })
+    }
+}
+
+impl Drop for OwnerGuard {
+    fn drop(&mut self) {
+        BUSY_OWNERS.with_borrow_mut(|b| b.remove(&self.0));
+    }
+}
+
+/// A journaled transfer being asked of the ledger right now (the timer skips it).
+struct OpGuard(u64);
+
+impl OpGuard {
+    fn new(id: u64) -> Option<Self> {
+        BUSY_OPS.with_borrow_mut(|b| b.insert(id).then_some(OpGuard(id)))
+    }
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        BUSY_OPS.with_borrow_mut(|b| b.remove(&self.0));
+    }
+}
+
+struct ReconcileGuard;
+
+impl ReconcileGuard {
+    fn new() -> Option<Self> {
+        RECONCILING.with_borrow_mut(|r| (!std::mem::replace(r, true)).then_some(ReconcileGuard))
+    }
+}
+
+impl Drop for ReconcileGuard {
+    fn drop(&mut self) {
+        RECONCILING.with_borrow_mut(|r| *r = false);
+    }
+}
+
+/// Appends and applies an event, and certifies the new tip.
+pub fn log_event<R: Runtime>(rt: &R, event: Event) -> u64 {
+    let (index, root) = record(rt.time(), event);
+    rt.set_certified_data(&root);
+    index
+}
+
+pub fn to_u128(n: &Nat) -> Result<u128, StakeError> {
+    u128::try_from(&n.0).map_err(|_| StakeError::AmountTooLarge {
+        max: Nat::from(u128::MAX),
+    })
+}
+
+fn not_anonymous<R: Runtime>(rt: &R) -> Result<Principal, StakeError> {
+    let caller = rt.caller();
+    if caller == Principal::anonymous() {
+        return Err(StakeError::AnonymousCaller);
+    }
+    Ok(caller)
+}
+
+/// The asset's fee, once its metadata is known.
+fn ready_fee(s: &State, ledger: Principal) -> Result<u128, StakeError> {
+    let asset = s.asset(ledger).ok_or(StakeError::UnknownAsset { ledger })?;
+    asset
+        .meta
+        .as_ref()
+        .map(|m| m.fee)
+        .ok_or(StakeError::AssetNotReady { ledger })
+}
+
+/// Keeps every total (and its weight, at most 2x) within u128.
+fn check_total(total: u128, amount: u128) -> Result<(), StakeError> {
+    if total.saturating_add(amount) > MAX_TOTAL {
+        return Err(StakeError::AmountTooLarge {
+            max: Nat::from(MAX_TOTAL - total.min(MAX_TOTAL)),
+        });
+    }
+    Ok(())
+}
+
+fn check_lock(lock_seconds: Option<u64>) -> Result<(), StakeError> {
+    match lock_seconds {
+        Some(l) if l > MAX_LOCK_SECONDS => Err(StakeError::LockTooLong {
+            max_seconds: MAX_LOCK_SECONDS,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The deposit subaccount of `owner`: `SHA-256("stratros-staking-deposit" ‖ principal)`.
+pub fn deposit_subaccount(owner: Principal) -> Subaccount {
+    let mut h = Sha256::new();
+    h.update(b"stratros-staking-deposit");
+    h.update(owner.as_slice());
+    h.finalize().into()
+}
+
+// ----- incoming -------------------------------------------------------------------------------
+
+pub async fn stake<R: Runtime>(rt: &R, args: StakeArgs) -> Result<PositionView, StakeError> {
+    let owner = not_anonymous(rt)?;
+    let amount = to_u128(&args.amount)?;
+    check_lock(args.lock_seconds)?;
+    read_state(|s| {
+        ready_fee(s, args.ledger)?;
+        let min = s.asset(args.ledger).map_or(0, |a| a.min_stake).max(1);
+        if amount < min {
+            return Err(StakeError::AmountTooSmall {
+                min: Nat::from(min),
+            });
+        }
+        check_total(s.asset(args.ledger).map_or(0, |a| a.staked), amount)
+    })?;
+    let _guard = OwnerGuard::new(owner)?;
+    let id = start_incoming(
+        rt,
+        owner,
+        args.ledger,
+        amount,
+        InKind::Stake {
+            lock_seconds: args.lock_seconds,
+        },
+    );
+    run_incoming(rt, id).await?;
+    Ok(read_state(|s| {
+        position_view(s, owner, args.ledger, rt.time())
+    }))
+}
+
+pub async fn notify_deposit<R: Runtime>(
+    rt: &R,
+    args: NotifyDepositArgs,
+) -> Result<PositionView, StakeError> {
+    let owner = not_anonymous(rt)?;
+    check_lock(args.lock_seconds)?;
+    let (fee, min, total) = read_state(|s| {
+        let fee = ready_fee(s, args.ledger)?;
+        let a = s.asset(args.ledger);
+        Ok::<_, StakeError>((fee, a.map_or(0, |a| a.min_stake), a.map_or(0, |a| a.staked)))
+    })?;
+    let _guard = OwnerGuard::new(owner)?;
+    let account = Account {
+        owner: rt.canister_id(),
+        subaccount: Some(deposit_subaccount(owner)),
+    };
+    let balance = rt
+        .balance_of(args.ledger, account)
+        .await
+        .map_err(|e| StakeError::LedgerError { message: e.message })?;
+    let balance = to_u128(&balance)?;
+    let amount = balance.saturating_sub(fee);
+    if amount == 0 || amount < min {
+        return Err(StakeError::AmountTooSmall {
+            min: Nat::from(min.max(1) + fee),
+        });
+    }
+    check_total(total, amount)?;
+    let id = start_incoming(
+        rt,
+        owner,
+        args.ledger,
+        amount,
+        InKind::Deposit {
+            lock_seconds: args.lock_seconds,
+        },
+    );
+    run_incoming(rt, id).await?;
+    Ok(read_state(|s| {
+        position_view(s, owner, args.ledger, rt.time())
+    }))
+}
+
+pub async fn fund_rewards<R: Runtime>(rt: &R, args: FundRewardsArgs) -> Result<Nat, StakeError> {
+    let funder = not_anonymous(rt)?;
+    let amount = to_u128(&args.amount)?;
+    read_state(|s| {
+        ready_fee(s, args.ledger)?;
+        check_total(s.asset(args.ledger).map_or(0, |a| a.unpaid_rewards), amount)
+    })?;
+    if amount == 0 {
+        return Err(StakeError::AmountTooSmall {
+            min: Nat::from(1u8),
+        });
+    }
+    let _guard = OwnerGuard::new(funder)?;
+    let id = start_incoming(rt, funder, args.ledger, amount, InKind::Fund);
+    run_incoming(rt, id).await
+}
+
+fn start_incoming<R: Runtime>(
+    rt: &R,
+    owner: Principal,
+    ledger: Principal,
+    amount: u128,
+    kind: InKind,
+) -> u64 {
+    let id = read_state(|s| s.next_op_id());
+    log_event(
+        rt,
+        Event::InStarted {
+            id,
+            owner: P(owner),
+            ledger: P(ledger),
+            amount,
+            kind,
+            created_at_time: rt.time(),
+        },
+    );
+    id
+}
+
+enum Outcome<E> {
+    Done(Nat),
+    Refused(E),
+    Unknown(String),
+}
+
+fn classify_transfer(r: Result<Result<Nat, TransferError>, CallError>) -> Outcome<TransferError> {
+    match r {
+        Ok(Ok(block)) => Outcome::Done(block),
+        Ok(Err(TransferError::Duplicate { duplicate_of })) => Outcome::Done(duplicate_of),
+        // Not executed now, but an earlier attempt may have been: keep it pending.
+        Ok(Err(
+            e @ (TransferError::TemporarilyUnavailable
+            | TransferError::TooOld
+            | TransferError::CreatedInFuture { .. }),
+        )) => Outcome::Unknown(format!("{e:?}")),
+        Ok(Err(e)) => Outcome::Refused(e),
+        Err(e) => Outcome::Unknown(e.message),
+    }
+}
+
+fn classify_transfer_from(
+    r: Result<Result<Nat, TransferFromError>, CallError>,
+) -> Outcome<TransferFromError> {
+    match r {
+        Ok(Ok(block)) => Outcome::Done(block),
+        Ok(Err(TransferFromError::Duplicate { duplicate_of })) => Outcome::Done(duplicate_of),
+        Ok(Err(
+            e @ (TransferFromError::TemporarilyUnavailable
+            | TransferFromError::TooOld
+            | TransferFromError::CreatedInFuture { .. }),
+        )) => Outcome::Unknown(format!("{e:?}")),
+        Ok(Err(e)) => Outcome::Refused(e),
+        Err(e) => Outcome::Unknown(e.message),
+    }
+}
+
+fn block_u128(n: &Nat) -> Option<u128> {
+    u128::try_from(&n.0).ok()
+}
+
+/// Asks the ledger for journaled incoming transfer `id` and settles it. Returns the block.
+pub async fn run_incoming<R: Runtime>(rt: &R, id: u64) -> Result<Nat, StakeError> {
+    let Some(_op) = OpGuard::new(id) else {
+        return Err(StakeError::Pending {
+            operation: id,
+            message: "being processed".into(),
+        });
+    };
+    let Some(p) = read_state(|s| s.pending_in().get(&id).cloned()) else {
+        return Err(StakeError::Pending {
+            operation: id,
+            message: "already settled".into(),
+        });
+    };
+    let me = rt.canister_id();
+    let main = Account {
+        owner: me,
+        subaccount: None,
+    };
+    let outcome = match p.kind {
+        InKind::Stake { .. } | InKind::Fund => {
+            let arg = TransferFromArgs {
+                spender_subaccount: None,
+                from: Account {
+                    owner: p.owner,
+                    subaccount: None,
+                },
+                to: main,
+                amount: Nat::from(p.amount),
+                fee: None,
+                memo: Some(Memo::from(memo(id))),
+                created_at_time: Some(p.created_at_time),
+            };
+            match classify_transfer_from(rt.transfer_from(p.ledger, arg).await) {
+                Outcome::Done(b) => Outcome::Done(b),
+                Outcome::Refused(e) => Outcome::Refused(StakeError::TransferFrom(e)),
+                Outcome::Unknown(m) => Outcome::Unknown(m),
+            }
+        }
+        InKind::Deposit { .. } => {
+            let arg = TransferArg {
+                from_subaccount: Some(deposit_subaccount(p.owner)),
+                to: main,
+                fee: None,
+                created_at_time: Some(p.created_at_time),
+                memo: Some(Memo::from(memo(id))),
+                amount: Nat::from(p.amount),
+            };
+            match classify_transfer(rt.transfer(p.ledger, arg).await) {
+                Outcome::Done(b) => Outcome::Done(b),
+                Outcome::Refused(e) => Outcome::Refused(StakeError::Transfer(e)),
+                Outcome::Unknown(m) => Outcome::Unknown(m),
+            }
+        }
+    };
+    match outcome {
+        Outcome::Done(block) => {
+            log_event(
+                rt,
+                Event::InSettled {
+                    id,
+                    block: block_u128(&block),
+                },
+            );
+            Ok(block)
+        }
+        Outcome::Refused(e) => {
+            log_event(rt, Event::InFailed { id });
+            Err(e)
+        }
+        Outcome::Unknown(message) => Err(StakeError::Pending {
+            operation: id,
+            message,
+        }),
+    }
+}
+
+// ----- positions --------------------------------------------------------------------------
+
+pub fn unstake<R: Runtime>(rt: &R, args: UnstakeArgs) -> Result<UnbondingView, StakeError> {
+    let owner = not_anonymous(rt)?;
+    let amount = to_u128(&args.amount)?;
+    let now = rt.time();
+    let (unbonding_id, ready_at) = read_state(|s| {
+        let fee = ready_fee(s, args.ledger)?;
+        if amount <= fee {
+            return Err(StakeError::AmountTooSmall {
+                min: Nat::from(fee + 1),
+            });
+        }
+        let pos = s
+            .position(owner, args.ledger)
+            .ok_or(StakeError::InsufficientStake {
+                available: Nat::from(0u8),
+            })?;
+        if pos.lock_until > now {
+            return Err(StakeError::TimeLocked {
+                until: pos.lock_until,
+            });
+        }
+        let free = pos.staked - pos.locked;
+        if amount > free {
+            return Err(StakeError::InsufficientStake {
+                available: Nat::from(free),
+            });
+        }
+        let period = s.config().unbonding_seconds.saturating_mul(NANOS);
+        Ok((s.next_unbonding_id(), now.saturating_add(period)))
+    })?;
+    let _guard = OwnerGuard::new(owner)?;
+    log_event(
+        rt,
+        Event::Unstaked {
+            owner: P(owner),
+            ledger: P(args.ledger),
+            amount,
+            unbonding_id,
+            ready_at,
+        },
+    );
+    Ok(UnbondingView {
+        id: unbonding_id,
+        ledger: args.ledger,
+        amount: Nat::from(amount),
+        ready_at,
+        seconds_left: ready_at.saturating_sub(now) / NANOS,
+    })
+}
+
+pub fn cancel_unstake<R: Runtime>(rt: &R, id: u64) -> Result<PositionView, StakeError> {
+    let owner = not_anonymous(rt)?;
+    let ledger = read_state(|s| s.unbonding(owner, id).map(|u| u.ledger))
+        .ok_or(StakeError::NoSuchUnbonding { id })?;
+    let _guard = OwnerGuard::new(owner)?;
+    log_event(
+        rt,
+        Event::UnstakeCancelled {
+            owner: P(owner),
+            unbonding_id: id,
+        },
+    );
+    Ok(read_state(|s| position_view(s, owner, ledger, rt.time())))
+}
+
+pub async fn withdraw<R: Runtime>(
+    rt: &R,
+    ledger: Principal,
+) -> Result<WithdrawReceipt, StakeError> {
+    let owner = not_anonymous(rt)?;
+    let now = rt.time();
+    let (fee, ids, amount) = read_state(|s| {
+        let fee = ready_fee(s, ledger)?;
+        let (ids, amounts): (Vec<u64>, Vec<u128>) = s
+            .unbondings_of(owner)
+            .filter(|(_, u)| u.ledger == ledger && u.ready_at <= now)
+            .map(|(id, u)| (id, u.amount))
+            .unzip();
+        Ok::<_, StakeError>((fee, ids, amounts.iter().sum::<u128>()))
+    })?;
+    if ids.is_empty() {
+        return Err(StakeError::NothingToWithdraw);
+    }
+    if amount <= fee {
+        return Err(StakeError::AmountTooSmall {
+            min: Nat::from(fee + 1),
+        });
+    }
+    let _guard = OwnerGuard::new(owner)?;
+    let id = start_outgoing(
+        rt,
+        OutKind::Withdraw,
+        owner,
+        ledger,
+        Account::from(owner),
+        amount,
+        fee,
+        ids,
+    );
+    let block = run_outgoing(rt, id).await?;
+    Ok(WithdrawReceipt {
+        ledger,
+        amount: Nat::from(amount),
+        fee: Nat::from(fee),
+        block_index: block,
+    })
+}
+
+/// Pays every pending reward of the caller, one transfer per asset.
+pub async fn claim_rewards<R: Runtime>(rt: &R) -> Result<Vec<ClaimReceipt>, StakeError> {
+    let owner = not_anonymous(rt)?;
+    let _guard = OwnerGuard::new(owner)?;
+    let now = rt.time();
+    let claimable: Vec<(Principal, u128, u128)> = read_state(|s| {
+        s.positions_of(owner)
+            .filter_map(|(ledger, _)| {
+                let fee = s.asset(ledger)?.meta.as_ref()?.fee;
+                let pending = s.pending_rewards_at(owner, ledger, now);
+                (pending > fee).then_some((ledger, fee, pending))
+            })
+            .collect()
+    });
+    let mut receipts = Vec::new();
+    for (ledger, fee, pending) in claimable {
+        // `apply` takes at most what is accrued at this timestamp (the same number: the
+        // projection takes the same steps).
+        let id = start_outgoing(
+            rt,
+            OutKind::Claim,
+            owner,
+            ledger,
+            Account::from(owner),
+            pending,
+            fee,
+            vec![],
+        );
+        let amount = read_state(|s| s.pending_out().get(&id).map_or(0, |o| o.amount));
+        if amount <= fee {
+            // Rounding at the exact step left too little: give it back.
+            log_event(rt, Event::OutFailed { id });
+            continue;
+        }
+        let result = run_outgoing(rt, id).await;
+        receipts.push(ClaimReceipt {
+            ledger,
+            amount: Nat::from(amount),
+            fee: Nat::from(fee),
+            result,
+        });
+    }
+    Ok(receipts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_outgoing<R: Runtime>(
+    rt: &R,
+    kind: OutKind,
+    owner: Principal,
+    ledger: Principal,
+    to: Account,
+    amount: u128,
+    fee: u128,
+    unbonding_ids: Vec<u64>,
+) -> u64 {
+    let id = read_state(|s| s.next_op_id());
+    log_event(
+        rt,
+        Event::OutStarted {
+            id,
+            kind,
+            owner: P(owner),
+            ledger: P(ledger),
+            to: Acct::from(&to),
+            amount,
+            fee,
+            created_at_time: rt.time(),
+            unbonding_ids,
+        },
+    );
+    id
+}
+
+/// Asks the ledger for journaled outgoing transfer `id` (always with the same arguments) and
+/// settles it. Returns the block.
+pub async fn run_outgoing<R: Runtime>(rt: &R, id: u64) -> Result<Nat, StakeError> {
+    let Some(_op) = OpGuard::new(id) else {
+        return Err(StakeError::Pending {
+            operation: id,
+            message: "being processed".into(),
+        });
+    };
+    let Some(o) = read_state(|s| s.pending_out().get(&id).cloned()) else {
+        return Err(StakeError::Pending {
+            operation: id,
+            message: "already settled".into(),
+        });
+    };
+    // A burn (fee 0 recorded) moves `amount` with no fee; anything else sends
+    // `amount - fee` and names the fee, so the canister's balance falls by exactly `amount`.
+    let arg = TransferArg {
+        from_subaccount: None,
+        to: Account::from(&o.to),
+        fee: (o.fee > 0).then(|| Nat::from(o.fee)),
+        created_at_time: Some(o.created_at_time),
+        memo: Some(Memo::from(memo(id))),
+        amount: Nat::from(o.amount - o.fee),
+    };
+    match classify_transfer(rt.transfer(o.ledger, arg).await) {
+        Outcome::Done(block) => {
+            log_event(
+                rt,
+                Event::OutSettled {
+                    id,
+                    block: block_u128(&block),
+                },
+            );
+            Ok(block)
+        }
+        Outcome::Refused(e) => {
+            log_event(rt, Event::OutFailed { id });
+            Err(StakeError::Transfer(e))
+        }
+        Outcome::Unknown(message) => Err(StakeError::Pending {
+            operation: id,
+            message,
+        }),
+    }
+}
+
+// ----- restaking hooks --------------------------------------------------------------------
+
+pub fn hook<R: Runtime>(rt: &R, kind: HookKind, args: HookArgs) -> Result<HookReceipt, HookError> {
+    let caller = rt.caller();
+    let restaking = read_state(|s| s.config().restaking);
+    if restaking != Some(caller) {
+        return Err(HookError::Unauthorized { caller });
+    }
+    let amount = u128::try_from(&args.amount.0).map_err(|_| HookError::AmountTooLarge {
+        max: Nat::from(u128::MAX),
+    })?;
+    let receipt = |event_index: u64| {
+        read_state(|s| {
+            let pos = s.position(args.owner, args.ledger);
+            HookReceipt {
+                op_id: args.op_id,
+                locked: Nat::from(pos.map_or(0, |p| p.locked)),
+                staked: Nat::from(pos.map_or(0, |p| p.staked)),
+                event_index,
+            }
+        })
+    };
+    if let Some(h) = read_state(|s| s.hook(args.op_id).cloned()) {
+        if h.kind == kind && h.owner == args.owner && h.ledger == args.ledger && h.amount == amount
+        {
+            return Ok(receipt(h.event_index));
+        }
+        return Err(HookError::OperationConflict { op_id: args.op_id });
+    }
+    if amount == 0 {
+        return Err(HookError::ZeroAmount);
+    }
+    read_state(|s| {
+        if s.asset(args.ledger).is_none() {
+            return Err(HookError::UnknownAsset {
+                ledger: args.ledger,
+            });
+        }
+        let (staked, locked) = s
+            .position(args.owner, args.ledger)
+            .map_or((0, 0), |p| (p.staked, p.locked));
+        match kind {
+            HookKind::Lock if staked - locked < amount => Err(HookError::InsufficientStake {
+                available: Nat::from(staked - locked),
+            }),
+            HookKind::Unlock | HookKind::Slash if locked < amount => {
+                Err(HookError::InsufficientLocked {
+                    locked: Nat::from(locked),
+                })
+            }
+            _ => Ok(()),
+        }
+    })?;
+    let (op_id, owner, ledger) = (args.op_id, P(args.owner), P(args.ledger));
+    let event = match kind {
+        HookKind::Lock => Event::Locked {
+            op_id,
+            owner,
+            ledger,
+            amount,
+        },
+        HookKind::Unlock => Event::Unlocked {
+            op_id,
+            owner,
+            ledger,
+            amount,
+        },
+        HookKind::Slash => Event::Slashed {
+            op_id,
+            owner,
+            ledger,
+            amount,
+        },
+    };
+    let index = log_event(rt, event);
+    Ok(receipt(index))
+}
+
+// ----- assets and reconciliation ---------------------------------------------------------------
+
+pub fn add_asset_event<R: Runtime>(rt: &R, arg: &AssetArg) -> Result<(), StakeError> {
+    let min_stake = to_u128(&arg.min_stake)?;
+    if read_state(|s| s.asset(arg.ledger).is_some()) {
+        return Err(StakeError::AssetAlreadyRegistered { ledger: arg.ledger });
+    }
+    log_event(
+        rt,
+        Event::AssetAdded {
+            ledger: P(arg.ledger),
+            min_stake,
+        },
+    );
+    Ok(())
+}
+
+pub async fn add_asset<R: Runtime>(rt: &R, arg: AssetArg) -> Result<AssetView, StakeError> {
+    if !rt.is_controller(&rt.caller()) {
+        return Err(StakeError::NotController);
+    }
+    add_asset_event(rt, &arg)?;
+    fetch_metadata(rt, arg.ledger).await?;
+    Ok(read_state(|s| asset_view(s, arg.ledger)))
+}
+
+async fn fetch_metadata<R: Runtime>(rt: &R, ledger: Principal) -> Result<(), StakeError> {
+    let meta = rt
+        .metadata(ledger)
+        .await
+        .map_err(|e| StakeError::LedgerError { message: e.message })?;
+    let fee = to_u128(&meta.fee)?;
+    if read_state(|s| s.asset(ledger).is_some_and(|a| a.meta.is_none())) {
+        log_event(
+            rt,
+            Event::AssetMetadata {
+                ledger: P(ledger),
+                symbol: meta.symbol,
+                decimals: meta.decimals,
+                fee,
+                minting_account: meta.minting_account.as_ref().map(Acct::from),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// The timer task: reads missing metadata, retries every pending transfer with its journaled
+/// arguments, and sends slashed tokens.
+pub async fn reconcile<R: Runtime>(rt: &R) {
+    let Some(_guard) = ReconcileGuard::new() else {
+        return;
+    };
+    let missing: Vec<Principal> = read_state(|s| {
+        s.assets()
+            .filter(|a| a.meta.is_none())
+            .map(|a| a.ledger)
+            .collect()
+    });
+    for ledger in missing {
+        let _ = fetch_metadata(rt, ledger).await;
+    }
+    let incoming: Vec<u64> = read_state(|s| s.pending_in().keys().copied().collect());
+    for id in incoming {
+        let _ = run_incoming(rt, id).await;
+    }
+    let outgoing: Vec<u64> = read_state(|s| s.pending_out().keys().copied().collect());
+    for id in outgoing {
+        let _ = run_outgoing(rt, id).await;
+    }
+    let slashes: Vec<(Principal, Account, u128, u128)> = read_state(|s| {
+        s.assets()
+            .filter_map(|a| {
+                let meta = a.meta.as_ref()?;
+                match &s.config().slash_to {
+                    // A burn must be at least the fee.
+                    SlashTo::Burn => {
+                        let minting = meta.minting_account.as_ref()?;
+                        (a.slashed_unsent >= meta.fee.max(1))
+                            .then(|| (a.ledger, Account::from(minting), a.slashed_unsent, 0))
+                    }
+                    SlashTo::Account(to) => (a.slashed_unsent > meta.fee)
+                        .then(|| (a.ledger, Account::from(to), a.slashed_unsent, meta.fee)),
+                }
+            })
+            .collect()
+    });
+    for (ledger, to, amount, fee) in slashes {
+        let id = start_outgoing(
+            rt,
+            OutKind::Slash,
+            rt.canister_id(),
+            ledger,
+            to,
+            amount,
+            fee,
+            vec![],
+        );
+        let _ = run_outgoing(rt, id).await;
+    }
+}
+
+// ----- views ------------------------------------------------------------------------------
+
+pub fn position_view(s: &State, owner: Principal, ledger: Principal, now: u64) -> PositionView {
+    let pos = s.position(owner, ledger);
+    PositionView {
+        owner,
+        ledger,
+        staked: Nat::from(pos.map_or(0, |p| p.staked)),
+        locked: Nat::from(pos.map_or(0, |p| p.locked)),
+        lock_until: pos.map(|p| p.lock_until).filter(|t| *t > now),
+        weight_bps: pos
+            .filter(|p| p.lock_until > now)
+            .map_or(stratros_staking_api::BASE_WEIGHT_BPS, |p| p.weight_bps),
+        unbonding: s
+            .unbondings_of(owner)
+            .filter(|(_, u)| u.ledger == ledger)
+            .map(|(id, u)| UnbondingView {
+                id,
+                ledger,
+                amount: Nat::from(u.amount),
+                ready_at: u.ready_at,
+                seconds_left: u.ready_at.saturating_sub(now) / NANOS,
+            })
+            .collect(),
+        pending_rewards: Nat::from(s.pending_rewards_at(owner, ledger, now)),
+    }
+}
+
+pub fn asset_view(s: &State, ledger: Principal) -> AssetView {
+    let a = s.asset(ledger);
+    let meta = a.and_then(|a| a.meta.as_ref());
+    AssetView {
+        ledger,
+        symbol: meta.map(|m| m.symbol.clone()),
+        decimals: meta.map(|m| m.decimals),
+        fee: meta.map(|m| Nat::from(m.fee)),
+        min_stake: Nat::from(a.map_or(0, |a| a.min_stake)),
+        total_staked: Nat::from(a.map_or(0, |a| a.staked)),
+        total_weight: Nat::from(a.map_or(0, |a| a.weight)),
+        reward_undistributed: Nat::from(a.map_or(0, |a| a.pool.undistributed)),
+        reward_period_end: a.map_or(0, |a| a.pool.end),
+    }
+}

@@ -1,0 +1,608 @@
+//! Native tests of the state machine: rewards, locks, hooks, journals, replay.
+
+use candid::Principal;
+
+use crate::events::{Acct, Event, InKind, OutKind, P, SlashTo};
+use crate::state::State;
+
+const S: u64 = 1_000_000_000;
+const DAY: u64 = 24 * 3600 * S;
+
+fn ledger() -> Principal {
+    Principal::from_slice(&[1, 1])
+}
+
+fn user(n: u8) -> Principal {
+    Principal::from_slice(&[9, n])
+}
+
+fn base() -> (State, Vec<(u64, Event)>) {
+    let events = vec![
+        (
+            1,
+            Event::Init {
+                restaking: Some(P(Principal::from_slice(&[7]))),
+                unbonding_seconds: 7 * 24 * 3600,
+                reward_period_seconds: 10 * 24 * 3600,
+                slash_to: SlashTo::Burn,
+                reconcile_interval_seconds: 60,
+            },
+        ),
+        (
+            2,
+            Event::AssetAdded {
+                ledger: P(ledger()),
+                min_stake: 100,
+            },
+        ),
+        (
+            3,
+            Event::AssetMetadata {
+                ledger: P(ledger()),
+                symbol: "T".into(),
+                decimals: 8,
+                fee: 10,
+                minting_account: Some(Acct {
+                    owner: P(Principal::from_slice(&[5])),
+                    subaccount: None,
+                }),
+            },
+        ),
+    ];
+    let mut s = State::empty();
+    for (t, e) in &events {
+        s.apply(*t, e);
+    }
+    (s, events)
+}
+
+struct Sim {
+    state: State,
+    log: Vec<(u64, Event)>,
+}
+
+impl Sim {
+    fn new() -> Self {
+        let (state, log) = base();
+        Sim { state, log }
+    }
+    fn apply(&mut self, t: u64, e: Event) {
+        self.state.apply(t, &e);
+        self.log.push((t, e));
+        self.state.check_invariants().expect("invariants");
+    }
+    fn incoming(&mut self, t: u64, owner: Principal, amount: u128, kind: InKind) {
+        let id = self.state.next_op_id();
+        self.apply(
+            t,
+            Event::InStarted {
+                id,
+                owner: P(owner),
+                ledger: P(ledger()),
+                amount,
+                kind,
+                created_at_time: t,
+            },
+        );
+        self.apply(t, Event::InSettled { id, block: None });
+    }
+    fn stake(&mut self, t: u64, owner: Principal, amount: u128, lock: Option<u64>) {
+        self.incoming(t, owner, amount, InKind::Stake { lock_seconds: lock });
+    }
+    fn fund(&mut self, t: u64, amount: u128) {
+        self.incoming(t, user(200), amount, InKind::Fund);
+    }
+    fn pending(&self, owner: Principal, t: u64) -> u128 {
+        self.state.pending_rewards_at(owner, ledger(), t)
+    }
+    fn replayed(&self) -> State {
+        let mut s = State::empty();
+        for (t, e) in &self.log {
+            s.apply(*t, e);
+        }
+        s
+    }
+}
+
+#[test]
+fn should_split_rewards_pro_rata_and_never_pay_more_than_funded() {
+    let mut sim = Sim::new();
+    sim.stake(10, user(1), 1_000, None);
+    sim.stake(10, user(2), 3_000, None);
+    sim.fund(10, 1_000_001);
+    let end = 10 + 10 * DAY;
+    let a = sim.pending(user(1), end + 1);
+    let b = sim.pending(user(2), end + 1);
+    assert_eq!(a, 250_000);
+    assert_eq!(b, 750_000);
+    assert!(a + b <= 1_000_001, "rounding favours the protocol");
+}
+
+#[test]
+fn should_stream_linearly_over_the_period() {
+    let mut sim = Sim::new();
+    sim.stake(10, user(1), 1_000, None);
+    sim.fund(10, 1_000_000);
+    let half = sim.pending(user(1), 10 + 5 * DAY);
+    assert_eq!(half, 500_000);
+}
+
+#[test]
+fn should_weight_two_year_lock_double() {
+    let mut sim = Sim::new();
+    sim.stake(
+        10,
+        user(1),
+        1_000,
+        Some(stratros_staking_api::MAX_LOCK_SECONDS),
+    );
+    sim.stake(10, user(2), 1_000, None);
+    sim.fund(10, 3_000_000);
+    let a = sim.pending(user(1), 10 + 11 * DAY);
+    let b = sim.pending(user(2), 10 + 11 * DAY);
+    assert_eq!((a, b), (2_000_000, 1_000_000));
+}
+
+#[test]
+fn should_drop_the_lock_bonus_exactly_at_expiry() {
+    let mut sim = Sim::new();
+    // Locked for 5 days of a 10-day stream at ~1.007x weight vs. an unlocked equal stake.
+    sim.stake(10, user(1), 1_000_000, Some(5 * 24 * 3600));
+    sim.stake(10, user(2), 1_000_000, None);
+    sim.fund(10, 10_000_000);
+    // An event after expiry ends the bonus at its exact (hour-aligned) time.
+    sim.stake(10 + 8 * DAY, user(3), 1_000, None);
+    let a = sim.state.asset(ledger()).expect("asset");
+    assert_eq!(a.weight, 2_001_000, "only base weights after expiry");
+    // From the expiry on, both earn alike.
+    let d1 = sim.pending(user(1), 10 + 9 * DAY) - sim.pending(user(1), 10 + 8 * DAY);
+    let d2 = sim.pending(user(2), 10 + 9 * DAY) - sim.pending(user(2), 10 + 8 * DAY);
+    assert!(d1.abs_diff(d2) <= 1, "{d1} vs {d2}");
+    // Before it, the locked one earned more.
+    assert!(sim.pending(user(1), 10 + 4 * DAY) > sim.pending(user(2), 10 + 4 * DAY));
+    // Touching the position settles the bonus lazily.
+    let before = sim.pending(user(1), 10 + 8 * DAY + 1);
+    sim.stake(10 + 8 * DAY + 1, user(1), 1_000, None);
+    let p = sim.state.position(user(1), ledger()).expect("position");
+    assert_eq!((p.lock_until, p.weight_bps), (0, 10_000));
+    assert_eq!(p.rewards, before);
+    let replay = sim.replayed();
+    assert_eq!(replay, sim.state, "replay takes the same steps");
+}
+
+#[test]
+fn should_pause_the_stream_while_nothing_is_staked() {
+    let mut sim = Sim::new();
+    sim.fund(10, 1_000_000);
+    sim.stake(10 + 5 * DAY, user(1), 1_000, None);
+    assert_eq!(sim.pending(user(1), 10 + 10 * DAY), 500_000);
+    assert_eq!(sim.pending(user(1), 10 + 16 * DAY), 1_000_000);
+}
+
+#[test]
+fn should_keep_exact_totals_through_unstake_cancel_withdraw_and_claim() {
+    let mut sim = Sim::new();
+    sim.stake(10, user(1), 5_000, None);
+    sim.fund(10, 1_000_000);
+    let uid = sim.state.next_unbonding_id();
+    sim.apply(
+        20,
+        Event::Unstaked {
+            owner: P(user(1)),
+            ledger: P(ledger()),
+            amount: 2_000,
+            unbonding_id: uid,
+            ready_at: 20 + 7 * DAY,
+        },
+    );
+    sim.apply(
+        30,
+        Event::UnstakeCancelled {
+            owner: P(user(1)),
+            unbonding_id: uid,
+        },
+    );
+    let uid = sim.state.next_unbonding_id();
+    sim.apply(
+        40,
+        Event::Unstaked {
+            owner: P(user(1)),
+            ledger: P(ledger()),
+            amount: 1_000,
+            unbonding_id: uid,
+            ready_at: 40 + 7 * DAY,
+        },
+    );
+    let id = sim.state.next_op_id();
+    let to = Acct {
+        owner: P(user(1)),
+        subaccount: None,
+    };
+    sim.apply(
+        50 + 7 * DAY,
+        Event::OutStarted {
+            id,
+            kind: OutKind::Withdraw,
+            owner: P(user(1)),
+            ledger: P(ledger()),
+            to: to.clone(),
+            amount: 1_000,
+            fee: 10,
+            created_at_time: 50 + 7 * DAY,
+            unbonding_ids: vec![uid],
+        },
+    );
+    // The ledger refuses: the unbonding comes back.
+    sim.apply(51 + 7 * DAY, Event::OutFailed { id });
+    assert_eq!(sim.state.asset(ledger()).map(|a| a.unbonding), Some(1_000));
+    let id = sim.state.next_op_id();
+    sim.apply(
+        52 + 7 * DAY,
+        Event::OutStarted {
+            id,
+            kind: OutKind::Claim,
+            owner: P(user(1)),
+            ledger: P(ledger()),
+            to,
+            amount: u128::MAX,
+            fee: 10,
+            created_at_time: 52 + 7 * DAY,
+            unbonding_ids: vec![],
+        },
+    );
+    let claimed = sim.state.pending_out()[&id].amount;
+    assert!(claimed > 0 && claimed <= 1_000_000);
+    sim.apply(53 + 7 * DAY, Event::OutSettled { id, block: Some(9) });
+    assert_eq!(sim.replayed(), sim.state);
+}
+
+#[test]
+fn should_slash_only_locked_stake_and_move_it_to_unsent() {
+    let mut sim = Sim::new();
+    sim.stake(10, user(1), 5_000, None);
+    sim.apply(
+        20,
+        Event::Locked {
+            op_id: 1,
+            owner: P(user(1)),
+            ledger: P(ledger()),
+            amount: 3_000,
+        },
+    );
+    sim.apply(
+        30,
+        Event::Slashed {
+            op_id: 2,
+            owner: P(user(1)),
+            ledger: P(ledger()),
+            amount: 1_000,
+        },
+    );
+    let a = sim.state.asset(ledger()).expect("asset");
+    assert_eq!(
+        (a.staked, a.locked, a.slashed_unsent),
+        (4_000, 2_000, 1_000)
+    );
+    assert!(sim.state.hook(2).is_some());
+}
+
+#[test]
+fn should_handle_ck_eth_amounts_beyond_u64() {
+    let mut sim = Sim::new();
+    let big = u128::from(u64::MAX) * 1_000_000;
+    sim.stake(
+        10,
+        user(1),
+        big,
+        Some(stratros_staking_api::MAX_LOCK_SECONDS),
+    );
+    sim.stake(10, user(2), big, None);
+    sim.fund(10, big * 3);
+    let a = sim.pending(user(1), 11 * DAY);
+    let b = sim.pending(user(2), 11 * DAY);
+    assert!(a + b <= big * 3);
+    assert!(big * 3 - (a + b) < 10, "at most a few units of rounding");
+    assert!(
+        a.abs_diff(2 * b) <= 2,
+        "a 2-year lock earns twice: {a} vs {b}"
+    );
+}
+
+#[test]
+fn should_round_trip_events_through_cbor() {
+    let (_, events) = base();
+    for (t, e) in events {
+        let entry = crate::events::Entry {
+            timestamp: t,
+            event: e,
+        };
+        let bytes = crate::events::encode_entry(&entry);
+        assert_eq!(crate::events::decode_entry(&bytes), entry);
+    }
+}
+
+#[test]
+fn should_match_the_checked_in_candid_interface() {
+    use candid_parser::utils::{CandidSource, service_equal};
+    let generated = super::__export_service();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../candid/staking.did");
+    if std::env::var_os("UPDATE_CANDID").is_some() {
+        std::fs::write(&path, &generated).expect("cannot write the .did file");
+    }
+    service_equal(CandidSource::Text(&generated), CandidSource::File(&path)).unwrap_or_else(|e| {
+        panic!(
+            "candid/staking.did differs from the generated interface \
+             (regenerate with UPDATE_CANDID=1 cargo test -p staking): {e}\n{generated}"
+        )
+    });
+}
+
+#[test]
+fn should_parse_the_mainnet_init_arguments() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("init/ic.did.args");
+    let text = std::fs::read_to_string(&path).expect("read init/ic.did.args");
+    let args = candid_parser::parse_idl_args(&text).expect("candid text");
+    let bytes = args.to_bytes().expect("encode");
+    let arg: stratros_staking_api::Arg = candid::decode_one(&bytes).expect("an Arg");
+    let stratros_staking_api::Arg::Init(init) = arg else {
+        panic!("expected Init");
+    };
+    let ids: Vec<String> = init.assets.iter().map(|a| a.ledger.to_text()).collect();
+    assert_eq!(
+        ids,
+        [
+            "mxzaz-hqaaa-aaaar-qaada-cai",
+            "ss2fx-dyaaa-aaaar-qacoq-cai",
+            "ryjl3-tyaaa-aaaaa-aaaba-cai",
+            "xevnm-gaaaa-aaaar-qafnq-cai"
+        ]
+    );
+}
+
+#[test]
+fn should_handle_locks_too_short_for_a_bonus() {
+    let mut sim = Sim::new();
+    // One hour of lock on a small stake: the bonus rounds to nothing.
+    sim.stake(10, user(1), 1_000, Some(3600));
+    sim.stake(20, user(1), 1_000, Some(7200));
+    sim.fund(30, 1_000);
+    sim.stake(10 + 3 * DAY, user(1), 1_000, None);
+    assert_eq!(sim.replayed(), sim.state);
+}
+
+// ----- the async flows, with a stub ledger -----------------------------------------------------
+
+mod flows {
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    use candid::{Nat, Principal};
+    use futures::executor::block_on;
+    use icrc_ledger_types::icrc1::account::Account;
+    use icrc_ledger_types::icrc1::transfer::{TransferArg, TransferError};
+    use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
+    use stratros_staking_api::{
+        Arg, AssetArg, HookArgs, HookError, InitArgs, StakeArgs, StakeError, UnstakeArgs,
+    };
+
+    use crate::log::read_state;
+    use crate::ops;
+    use crate::runtime::{CallError, LedgerMeta, Runtime};
+    use crate::state::HookKind;
+
+    type TfReply = Result<Result<Nat, TransferFromError>, CallError>;
+    type TReply = Result<Result<Nat, TransferError>, CallError>;
+
+    struct Stub {
+        caller: RefCell<Principal>,
+        now: RefCell<u64>,
+        transfer_from: RefCell<VecDeque<TfReply>>,
+        transfer: RefCell<VecDeque<TReply>>,
+        seen_from: RefCell<Vec<TransferFromArgs>>,
+        seen: RefCell<Vec<TransferArg>>,
+    }
+
+    impl Runtime for Stub {
+        fn time(&self) -> u64 {
+            *self.now.borrow()
+        }
+        fn caller(&self) -> Principal {
+            *self.caller.borrow()
+        }
+        fn canister_id(&self) -> Principal {
+            Principal::from_slice(&[3, 3])
+        }
+        fn is_controller(&self, p: &Principal) -> bool {
+            *p == controller()
+        }
+        fn set_certified_data(&self, _: &[u8; 32]) {}
+        async fn transfer(&self, _: Principal, arg: TransferArg) -> TReply {
+            self.seen.borrow_mut().push(arg);
+            self.transfer
+                .borrow_mut()
+                .pop_front()
+                .unwrap_or(Ok(Ok(Nat::from(1u8))))
+        }
+        async fn transfer_from(&self, _: Principal, arg: TransferFromArgs) -> TfReply {
+            self.seen_from.borrow_mut().push(arg);
+            self.transfer_from
+                .borrow_mut()
+                .pop_front()
+                .unwrap_or(Ok(Ok(Nat::from(1u8))))
+        }
+        async fn balance_of(&self, _: Principal, _: Account) -> Result<Nat, CallError> {
+            Ok(Nat::from(0u8))
+        }
+        async fn metadata(&self, _: Principal) -> Result<LedgerMeta, CallError> {
+            Ok(LedgerMeta {
+                symbol: "ckBTC".into(),
+                decimals: 8,
+                fee: Nat::from(10u8),
+                minting_account: None,
+            })
+        }
+    }
+
+    fn controller() -> Principal {
+        Principal::from_slice(&[4, 4])
+    }
+    fn ledger() -> Principal {
+        Principal::from_slice(&[1, 1])
+    }
+    fn alice() -> Principal {
+        Principal::from_slice(&[9, 1])
+    }
+    fn restaking() -> Principal {
+        Principal::from_slice(&[7])
+    }
+
+    fn setup() -> Stub {
+        crate::storage::reset_memory();
+        let rt = Stub {
+            caller: RefCell::new(controller()),
+            now: RefCell::new(1_000_000_000_000),
+            transfer_from: RefCell::new(VecDeque::new()),
+            transfer: RefCell::new(VecDeque::new()),
+            seen_from: RefCell::new(vec![]),
+            seen: RefCell::new(vec![]),
+        };
+        crate::lifecycle::init(
+            &rt,
+            Arg::Init(InitArgs {
+                restaking: Some(restaking()),
+                unbonding_seconds: Some(60),
+                reward_period_seconds: None,
+                slash_destination: None,
+                assets: vec![AssetArg {
+                    ledger: ledger(),
+                    min_stake: Nat::from(100u8),
+                }],
+                reconcile_interval_seconds: None,
+            }),
+        )
+        .expect("init");
+        block_on(ops::reconcile(&rt));
+        *rt.caller.borrow_mut() = alice();
+        rt
+    }
+
+    fn stake(rt: &Stub, amount: u32) -> Result<Nat, StakeError> {
+        block_on(ops::stake(
+            rt,
+            StakeArgs {
+                ledger: ledger(),
+                amount: Nat::from(amount),
+                lock_seconds: None,
+            },
+        ))
+        .map(|p| p.staked)
+    }
+
+    fn unknown() -> CallError {
+        CallError {
+            message: "timeout".into(),
+        }
+    }
+
+    #[test]
+    fn should_settle_an_unknown_stake_once_by_retrying_with_the_same_arguments() {
+        let rt = setup();
+        rt.transfer_from.borrow_mut().push_back(Err(unknown()));
+        assert!(matches!(stake(&rt, 1_000), Err(StakeError::Pending { .. })));
+        assert_eq!(read_state(|s| s.pending_in().len()), 1);
+        rt.transfer_from
+            .borrow_mut()
+            .push_back(Ok(Err(TransferFromError::Duplicate {
+                duplicate_of: Nat::from(5u8),
+            })));
+        *rt.now.borrow_mut() += 60_000_000_000;
+        block_on(ops::reconcile(&rt));
+        assert_eq!(read_state(|s| s.pending_in().len()), 0);
+        let staked = read_state(|s| s.position(alice(), ledger()).map(|p| p.staked));
+        assert_eq!(staked, Some(1_000));
+        let seen = rt.seen_from.borrow();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            seen[0], seen[1],
+            "the retry reuses created_at_time and memo"
+        );
+    }
+
+    #[test]
+    fn should_refuse_a_second_operation_of_the_same_owner() {
+        let rt = setup();
+        let _guard = ops::OwnerGuard::new(alice()).expect("guard");
+        assert_eq!(stake(&rt, 1_000), Err(StakeError::Busy));
+    }
+
+    #[test]
+    fn should_return_the_reservation_when_the_ledger_refuses_a_withdrawal() {
+        let rt = setup();
+        stake(&rt, 1_000).expect("stake");
+        ops::unstake(
+            &rt,
+            UnstakeArgs {
+                ledger: ledger(),
+                amount: Nat::from(500u32),
+            },
+        )
+        .expect("unstake");
+        *rt.now.borrow_mut() += 61_000_000_000;
+        rt.transfer
+            .borrow_mut()
+            .push_back(Ok(Err(TransferError::InsufficientFunds {
+                balance: Nat::from(0u8),
+            })));
+        let r = block_on(ops::withdraw(&rt, ledger()));
+        assert!(matches!(
+            r,
+            Err(StakeError::Transfer(
+                TransferError::InsufficientFunds { .. }
+            ))
+        ));
+        let a = read_state(|s| s.asset(ledger()).cloned()).expect("asset");
+        assert_eq!((a.unbonding, a.in_flight), (500, 0));
+        // And it can be withdrawn later; the owner gets amount - fee.
+        let w = block_on(ops::withdraw(&rt, ledger())).expect("withdraw");
+        assert_eq!(w.amount, Nat::from(500u32));
+        assert_eq!(
+            rt.seen.borrow().last().map(|t| t.amount.clone()),
+            Some(Nat::from(490u32))
+        );
+        read_state(|s| s.check_invariants()).expect("invariants");
+    }
+
+    #[test]
+    fn should_accept_hooks_only_from_restaking_and_apply_each_op_id_once() {
+        let rt = setup();
+        stake(&rt, 1_000).expect("stake");
+        let args = HookArgs {
+            op_id: 1,
+            owner: alice(),
+            ledger: ledger(),
+            amount: Nat::from(300u32),
+        };
+        assert_eq!(
+            ops::hook(&rt, HookKind::Lock, args.clone()),
+            Err(HookError::Unauthorized { caller: alice() })
+        );
+        *rt.caller.borrow_mut() = restaking();
+        let first = ops::hook(&rt, HookKind::Lock, args.clone()).expect("lock");
+        let again = ops::hook(&rt, HookKind::Lock, args.clone()).expect("lock again");
+        assert_eq!(first, again);
+        assert_eq!(first.locked, Nat::from(300u32));
+        assert_eq!(
+            ops::hook(&rt, HookKind::Unlock, args),
+            Err(HookError::OperationConflict { op_id: 1 })
+        );
+    }
+
+    #[test]
+    fn should_rebuild_the_same_state_from_the_log() {
+        let rt = setup();
+        stake(&rt, 1_000).expect("stake");
+        let before = read_state(|s| s.clone());
+        crate::lifecycle::post_upgrade(&rt, None).expect("upgrade");
+        assert_eq!(read_state(|s| s.clone()), before);
+    }
+}
