@@ -287,6 +287,18 @@ pub fn run(demo: &mut Demo, out: &mut impl Write) -> Result<bool> {
     std::fs::write(&path, serde_json::to_string_pretty(&summary)?)
         .with_context(|| format!("cannot write {}", path.display()))?;
     print_summary(demo, &reports, out)?;
+    let pending: Vec<&str> = reports
+        .iter()
+        .filter(|r| r.status == StepStatus::Pending)
+        .map(|r| r.name.as_str())
+        .collect();
+    if ok && !pending.is_empty() {
+        writeln!(
+            out,
+            "\nEvery check held; not built yet, so not shown: {}",
+            pending.join(", ")
+        )?;
+    }
     writeln!(
         out,
         "\n{}: wrote {} ({} receipts, summary.json{})",
