@@ -65,6 +65,15 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The mean time of `CALLS` calls of `call`.
+fn per_call<E>(mut call: impl FnMut() -> Result<(), E>) -> Result<Duration, E> {
+    let start = Instant::now();
+    for _ in 0..CALLS {
+        call()?;
+    }
+    Ok(start.elapsed() / CALLS)
+}
+
 /// The argument served by `msg_arg_data_*` for the current message.
 #[derive(Default)]
 struct Host {
@@ -144,16 +153,8 @@ mod wasmi_engine {
         let before = store.get_fuel()?;
         update.call(&mut store, ())?;
         let update_fuel = before - store.get_fuel()?;
-        let start = Instant::now();
-        for _ in 0..CALLS {
-            update.call(&mut store, ())?;
-        }
-        let update_time = start.elapsed() / CALLS;
-        let start = Instant::now();
-        for _ in 0..CALLS {
-            query.call(&mut store, ())?;
-        }
-        let query_time = start.elapsed() / CALLS;
+        let update_time = per_call(|| update.call(&mut store, ()))?;
+        let query_time = per_call(|| query.call(&mut store, ()))?;
         Ok(Figures {
             compile,
             instantiate_and_init,
@@ -240,16 +241,8 @@ mod wasmtime_engine {
         let before = store.get_fuel()?;
         update.call(&mut store, ())?;
         let update_fuel = before - store.get_fuel()?;
-        let start = Instant::now();
-        for _ in 0..CALLS {
-            update.call(&mut store, ())?;
-        }
-        let update_time = start.elapsed() / CALLS;
-        let start = Instant::now();
-        for _ in 0..CALLS {
-            query.call(&mut store, ())?;
-        }
-        let query_time = start.elapsed() / CALLS;
+        let update_time = per_call(|| update.call(&mut store, ()))?;
+        let query_time = per_call(|| query.call(&mut store, ()))?;
         Ok(Figures {
             compile,
             instantiate_and_init,
