@@ -37,22 +37,6 @@ pub const LEASE_MARGIN_SECONDS: u64 = 60;
 
 pub const NANOS_PER_SECOND: u64 = 1_000_000_000;
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            max_batch_records: 10_000,
-            max_batch_age_seconds: 30,
-            max_records_per_call: 1_000,
-            max_payload_bytes: 1_024,
-            max_kind_bytes: 64,
-            max_reference_bytes: 128,
-            call_timeout_seconds: 60,
-            retry_base_seconds: 5,
-            retry_max_seconds: 600,
-        }
-    }
-}
-
 /// What came of one `sign_header` call.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignOutcome {
@@ -157,7 +141,7 @@ impl State {
         let batches = storage::open_batches();
         let mut certified = CertifiedHeaders::default();
         for entry in batches.iter() {
-            let (height, batch) = entry.into_pair();
+            let (height, storage::StoredBatch(batch)) = entry.into_pair();
             certified.insert(height, &batch.header_hash);
         }
         State {
@@ -493,7 +477,7 @@ impl State {
         for index in 0..batch.nodes.len() {
             self.due.insert(due_key(now, height, index as u32), ());
         }
-        self.batches.insert(height, batch);
+        self.batches.insert(height, storage::StoredBatch(batch));
         self.batch_start.insert(first, height);
         self.open.insert(height, ());
         self.counters.first_pending = first + count;
@@ -528,7 +512,7 @@ impl State {
             let batch = match batches.entry(height) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
-                    let Some(batch) = self.batches.get(&height) else {
+                    let Some(storage::StoredBatch(batch)) = self.batches.get(&height) else {
                         continue;
                     };
                     e.insert(batch)
@@ -550,7 +534,7 @@ impl State {
             });
         }
         for (height, batch) in batches {
-            self.batches.insert(height, batch);
+            self.batches.insert(height, storage::StoredBatch(batch));
         }
         out
     }
@@ -564,7 +548,7 @@ impl State {
         outcome: SignOutcome,
         now: u64,
     ) -> bool {
-        let Some(mut batch) = self.batches.get(&height) else {
+        let Some(storage::StoredBatch(mut batch)) = self.batches.get(&height) else {
             return false;
         };
         let policy = self.batch_policy(&batch);
@@ -652,7 +636,7 @@ impl State {
         {
             self.open.remove(&height);
         }
-        self.batches.insert(height, batch);
+        self.batches.insert(height, storage::StoredBatch(batch));
         newly_confirmed
     }
 
@@ -708,7 +692,7 @@ impl State {
             .next_back()
             .map(|e| e.into_pair())
             .unwrap_or_else(|| panic!("BUG: sealed record {id} has no batch"));
-        let batch = self
+        let storage::StoredBatch(batch) = self
             .batches
             .get(&height)
             .unwrap_or_else(|| panic!("BUG: batch {height} is missing"));
@@ -748,16 +732,23 @@ impl State {
     }
 
     pub fn batch(&self, height: u64) -> Result<Batch, BatchError> {
-        self.batches.get(&height).ok_or(BatchError::UnknownHeight {
-            height,
-            next_height: self.counters.next_height,
-        })
+        self.batches
+            .get(&height)
+            .map(|b| b.0)
+            .ok_or(BatchError::UnknownHeight {
+                height,
+                next_height: self.counters.next_height,
+            })
     }
 
     pub fn list_batches(&self, start: u64, limit: u64) -> BatchPage {
         let end = start.saturating_add(limit.min(MAX_PAGE));
         BatchPage {
-            batches: self.batches.range(start..end).map(|e| e.value()).collect(),
+            batches: self
+                .batches
+                .range(start..end)
+                .map(|e| e.value().0)
+                .collect(),
             total: self.counters.next_height,
         }
     }

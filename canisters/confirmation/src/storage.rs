@@ -87,7 +87,7 @@ pub type CountersCell = StableCell<Counters, Memory>;
 pub type Submitters = StableBTreeMap<Principal, (), Memory>;
 pub type Records = Log<StoredRecord, Memory, Memory>;
 pub type HashVec = StableVec<[u8; 32], Memory>;
-pub type Batches = StableBTreeMap<u64, Batch, Memory>;
+pub type Batches = StableBTreeMap<u64, StoredBatch, Memory>;
 pub type U64Map = StableBTreeMap<u64, u64, Memory>;
 pub type Idempotency = crate::index::IdempotencyIndex;
 pub type Policies = StableBTreeMap<[u8; 32], StoredPolicy, Memory>;
@@ -350,15 +350,21 @@ impl Storable for StoredRecord {
     const BOUND: Bound = Bound::Unbounded;
 }
 
-impl Storable for Batch {
+/// A batch as stored (Candid).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredBatch(pub Batch);
+
+impl Storable for StoredBatch {
     fn to_bytes(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(encode(self, "a batch"))
+        Cow::Owned(encode(&self.0, "a batch"))
     }
     fn into_bytes(self) -> Vec<u8> {
-        encode(&self, "a batch")
+        encode(&self.0, "a batch")
     }
     fn from_bytes(bytes: Cow<[u8]>) -> Self {
-        Decode!(&bytes, Batch).unwrap_or_else(|e| panic!("BUG: cannot decode a batch: {e}"))
+        StoredBatch(
+            Decode!(&bytes, Batch).unwrap_or_else(|e| panic!("BUG: cannot decode a batch: {e}")),
+        )
     }
     const BOUND: Bound = Bound::Unbounded;
 }

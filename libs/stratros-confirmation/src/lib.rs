@@ -7,6 +7,7 @@
 pub mod bytes;
 pub mod encoding;
 pub mod equivocation;
+pub mod hub;
 pub mod merkle;
 pub mod packed;
 pub mod quorum;
