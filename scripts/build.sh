@@ -30,9 +30,13 @@ cargo_home=${CARGO_HOME:-$HOME/.cargo}
 export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="--remap-path-prefix=$root=/stratros --remap-path-prefix=$cargo_home=/cargo"
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 out_dir=${STRATROS_OUT_DIR:-$root/out}
-packages=()
-for name in "${names[@]}"; do packages+=(-p "$name"); done
-cargo build --locked --release --target wasm32-unknown-unknown "${packages[@]}"
+# One cargo invocation per canister, as dfx builds them: built together, cargo would unify
+# the dependencies' features across canisters, and a canister's Wasm would depend on which
+# others were built with it. (It did: the hub built next to restaking trapped in dlmalloc
+# after an upgrade; built alone it does not. See the confirmation README.)
+for name in "${names[@]}"; do
+    cargo build --locked --release --target wasm32-unknown-unknown -p "$name"
+done
 
 mkdir -p "$out_dir"
 for name in "${names[@]}"; do

@@ -39,7 +39,7 @@ command -v dfx >/dev/null 2>&1 || {
 # are created before either is installed), then the hub and its nodes (created
 # together before any install: the hub names its nodes and each node names its hub).
 LEDGERS=(ckbtc_ledger cketh_ledger icp_ledger)
-STRATROS=(staking restaking confirmation confirmation_node_ecdsa confirmation_node_bip340 confirmation_node_ed25519 confirmation_node_vetkd)
+STRATROS=(staking restaking confirmation confirmation_node_ecdsa confirmation_node_bip340 confirmation_node_ed25519 confirmation_node_vetkd registry)
 
 declare -A LOCAL_ID=(
     [ckbtc_ledger]=mxzaz-hqaaa-aaaar-qaada-cai
@@ -52,6 +52,7 @@ declare -A LOCAL_ID=(
     [confirmation_node_vetkd]=y5lwa-5qaaa-aaaaq-aaaca-cai
     [staking]=y2kqu-qiaaa-aaaaq-aaacq-cai
     [restaking]=ytj3i-gaaaa-aaaaq-aaada-cai
+    [registry]=yui54-lyaaa-aaaaq-aaadq-cai
 )
 # The Wasm each canister runs (out/<crate>.wasm.gz, built by scripts/build.sh <crate>).
 declare -A CRATE=(
@@ -65,6 +66,7 @@ declare -A CRATE=(
     [confirmation_node_vetkd]=confirmation_node
     [staking]=staking
     [restaking]=restaking
+    [registry]=registry
 )
 # In the local ledger arguments: replaced by the current dfx identity.
 DEV_PLACEHOLDER=2he67-yb4iw-msssd-ef24v-7wogx-ueioz-nbxmu-jz7f3-3kvz4-ojru3-eqe

@@ -147,6 +147,7 @@ pub fn install_hub(
         nodes: Vec::new(),
         quorum_rule: None,
         config: Some(config),
+        ..Default::default()
     });
     install(emu, subnet, wasm, Encode!(&arg)?).context("confirmation hub")
 }

@@ -98,6 +98,7 @@ fn hub_arguments_match_the_did() {
             }],
             quorum_rule: Some(QuorumRule::KOfN { k: 1 }),
             config: Some(config.clone()),
+            ..Default::default()
         }),
     );
     accepts("confirmation", "Arg", &HubArg::Init(HubInitArgs::default()));
@@ -107,6 +108,7 @@ fn hub_arguments_match_the_did() {
         "Arg",
         &HubArg::Upgrade(Some(UpgradeArgs {
             config: Some(config),
+            ..Default::default()
         })),
     );
     accepts(
@@ -151,6 +153,7 @@ fn hub_replies_match_the_did() {
         AdminError, Batch, BatchError, BatchPage, Config, NodeProgress, ReceiptError, Status,
         SubmitError, Submitted,
     };
+    use stratros_confirmation::hub::FeeStatus;
     use stratros_confirmation::{BatchHeader, Hash32, PolicyError, QuorumPolicy};
     let p = Principal::self_authenticating(b"p");
     accepts(
@@ -271,6 +274,16 @@ fn hub_replies_match_the_did() {
                 retry_max_seconds: 1,
             },
             cycles: 1,
+            registrars: vec![p],
+            fees: FeeStatus {
+                config: None,
+                credits: 1,
+                collected: 1,
+                forwarded: 1,
+                forward_ledger_fees: 1,
+                forward: None,
+                events: 1,
+            },
         },
     );
 }

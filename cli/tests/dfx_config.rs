@@ -27,6 +27,7 @@ const REQUIRED: &[&str] = &[
     "ckbtc_ledger",
     "cketh_ledger",
     "icp_ledger",
+    "registry",
 ];
 
 fn root() -> PathBuf {

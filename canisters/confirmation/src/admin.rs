@@ -17,15 +17,26 @@ fn check_controller<R: Runtime>(rt: &R) -> Result<(), AdminError> {
     }
 }
 
+/// Controllers and registrars.
+fn check_registrar<R: Runtime>(rt: &R) -> Result<(), AdminError> {
+    let caller = rt.caller();
+    if rt.is_controller(&caller) || read_state(|s| s.is_registrar(&caller)) {
+        Ok(())
+    } else {
+        Err(AdminError::NotController { caller })
+    }
+}
+
+/// Controllers and registrars (e.g. the service registry).
 pub fn add_submitter<R: Runtime>(rt: &R, p: Principal) -> Result<(), AdminError> {
-    check_controller(rt)?;
+    check_registrar(rt)?;
     mutate_state(|s| s.add_submitter(p));
     Ok(())
 }
 
-/// Removing an unknown submitter is not an error.
+/// Controllers and registrars. Removing an unknown submitter is not an error.
 pub fn remove_submitter<R: Runtime>(rt: &R, p: Principal) -> Result<(), AdminError> {
-    check_controller(rt)?;
+    check_registrar(rt)?;
     mutate_state(|s| s.remove_submitter(&p));
     Ok(())
 }
@@ -62,4 +73,14 @@ pub fn seal_now<R: Runtime>(rt: &R) -> Result<u64, AdminError> {
     let height = confirm::seal_now(rt, rt.time()).ok_or(AdminError::NothingPending)?;
     rt.schedule();
     Ok(height)
+}
+
+/// Controllers: replaces the principals that may add and remove submitters.
+pub fn set_registrars<R: Runtime>(rt: &R, registrars: Vec<Principal>) -> Result<(), AdminError> {
+    check_controller(rt)?;
+    if registrars.len() > 16 {
+        return Err(AdminError::InvalidConfig("at most 16 registrars".into()));
+    }
+    mutate_state(|s| s.set_registrars(registrars));
+    Ok(())
 }

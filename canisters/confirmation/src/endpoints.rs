@@ -8,16 +8,18 @@ use stratros_confirmation::{Blob, PolicyNode, QuorumRule, Receipt, RecordId, Rec
 use crate::runtime::{IcRuntime, Runtime};
 use crate::state::{mutate_state, read_state};
 use crate::types::{
-    AdminError, Arg, Batch, BatchError, BatchPage, ListBatchesArgs, ReceiptError, Status,
-    SubmitError, Submitted,
+    AdminError, Arg, Batch, BatchError, BatchPage, DepositFeesArgs, FeeAccount, FeeDeposit,
+    FeeError, HeaderCertificate, ListBatchesArgs, ReceiptError, RecordProof, Status, SubmitError,
+    Submitted,
 };
-use crate::{admin, lifecycle, timer};
+use crate::{admin, lifecycle, payments, timer};
 
 #[init]
 fn init(arg: Arg) {
     lifecycle::init(&IcRuntime, arg)
         .unwrap_or_else(|e| trap(format!("invalid init argument: {e}")));
     timer::arm();
+    timer::arm_fees();
 }
 
 #[post_upgrade]
@@ -26,6 +28,7 @@ fn post_upgrade(arg: Option<Arg>) {
         .unwrap_or_else(|e| trap(format!("invalid upgrade argument: {e}")));
     // Calls in flight before the upgrade are forgotten: their nodes are due again now.
     timer::arm();
+    timer::arm_fees();
 }
 
 /// Submits records (authorized submitters only). Each gets an id at once; a `reference` seen
@@ -61,6 +64,48 @@ fn get_receipt(id: RecordId) -> Result<Receipt, ReceiptError> {
     Ok(receipt)
 }
 
+/// A confirmed record's leaf, Merkle path, header and confirmations: its receipt without the
+/// certificate, callable by canisters (replicated) so they can relay it. The certificate and
+/// witness come from the query `get_header_certificate`.
+#[query]
+fn get_record_proof(id: RecordId) -> Result<RecordProof, ReceiptError> {
+    read_state(|s| s.record_proof(id))
+}
+
+/// The IC certificate and the witness of `headers/<height>` (query only: in a replicated call
+/// the certificate is empty).
+#[query]
+fn get_header_certificate(height: u64) -> Result<HeaderCertificate, BatchError> {
+    read_state(|s| s.header_certificate(height, data_certificate().unwrap_or_default()))
+}
+
+/// Submitters: pulls `amount` (approve `amount` + the ledger fee to the hub first) and adds it
+/// to the caller's fee credit. Retry with the same `created_at_time` after an unknown outcome.
+#[update]
+async fn deposit_fees(args: DepositFeesArgs) -> Result<FeeDeposit, FeeError> {
+    payments::deposit_fees(&IcRuntime, args).await
+}
+
+/// A submitter's fee account (the caller's by default).
+#[query]
+fn get_fee_account(submitter: Option<Principal>) -> FeeAccount {
+    let who = submitter.unwrap_or_else(|| IcRuntime.caller());
+    read_state(|s| s.fee_account(who))
+}
+
+/// Anyone: runs one fee forwarding step now (the timer does it every
+/// `forward_interval_seconds`). Returns what happened.
+#[update]
+async fn forward_fees() -> String {
+    payments::forward_fees(&IcRuntime).await
+}
+
+/// Controllers: the principals that may add and remove submitters besides the controllers.
+#[update]
+fn set_registrars(registrars: Vec<Principal>) -> Result<(), AdminError> {
+    admin::set_registrars(&IcRuntime, registrars)
+}
+
 #[query]
 fn get_batch(height: u64) -> Result<Batch, BatchError> {
     read_state(|s| s.batch(height))
@@ -78,13 +123,13 @@ fn get_status() -> Status {
     read_state(|s| s.status(rt.canister_id(), rt.cycle_balance()))
 }
 
-/// Controller: authorizes a submitter.
+/// Controllers and registrars: authorizes a submitter.
 #[update]
 fn add_submitter(submitter: Principal) -> Result<(), AdminError> {
     admin::add_submitter(&IcRuntime, submitter)
 }
 
-/// Controller: revokes a submitter (its records stay).
+/// Controllers and registrars: revokes a submitter (its records stay).
 #[update]
 fn remove_submitter(submitter: Principal) -> Result<(), AdminError> {
     admin::remove_submitter(&IcRuntime, submitter)

@@ -5,7 +5,7 @@ use stratros_confirmation::QuorumRule;
 use crate::runtime::Runtime;
 use crate::state::{MAX_BATCH_RECORDS, State, init_state, mutate_state, read_state};
 use crate::storage::Settings;
-use crate::types::{Arg, Config, ConfigUpdate};
+use crate::types::{Arg, Config, ConfigUpdate, FeeConfig};
 
 /// Largest payload a configuration may allow (a message is at most 2 MiB).
 pub const MAX_PAYLOAD_LIMIT: u32 = 1 << 20;
@@ -66,6 +66,19 @@ pub fn validate_config(c: &Config) -> Result<(), String> {
     Ok(())
 }
 
+pub fn validate_fees(f: &FeeConfig) -> Result<(), String> {
+    if !(60..=86_400).contains(&f.forward_interval_seconds) {
+        return Err("fees.forward_interval_seconds must be 60..=86400".into());
+    }
+    if f.restaking.is_some() && (f.avs.is_empty() || f.avs.len() > 64) {
+        return Err("fees.avs must have 1 to 64 bytes when fees go to restaking".into());
+    }
+    if f.ledger == candid::Principal::anonymous() {
+        return Err("fees.ledger cannot be the anonymous principal".into());
+    }
+    Ok(())
+}
+
 /// Installs a fresh hub.
 pub fn init<R: Runtime>(rt: &R, arg: Arg) -> Result<(), String> {
     let Arg::Init(args) = arg else {
@@ -73,10 +86,15 @@ pub fn init<R: Runtime>(rt: &R, arg: Arg) -> Result<(), String> {
     };
     let config = apply_update(Config::default(), args.config.unwrap_or_default());
     validate_config(&config)?;
+    if let Some(f) = &args.fees {
+        validate_fees(f)?;
+    }
     let settings = Settings {
         config,
         nodes: args.nodes,
         quorum_rule: args.quorum_rule.unwrap_or(QuorumRule::OneOfEachScheme),
+        fees: args.fees,
+        registrars: args.registrars,
     };
     let policy = settings.policy();
     if !policy.nodes.is_empty() {
@@ -92,16 +110,31 @@ pub fn init<R: Runtime>(rt: &R, arg: Arg) -> Result<(), String> {
 /// Reopens stable memory after an upgrade, rebuilds the certified tree and applies the
 /// optional configuration change.
 pub fn post_upgrade<R: Runtime>(rt: &R, arg: Option<Arg>) -> Result<(), String> {
-    let update = match arg {
+    let upgrade = match arg {
         None => None,
-        Some(Arg::Upgrade(upgrade)) => upgrade.and_then(|u| u.config),
+        Some(Arg::Upgrade(upgrade)) => upgrade,
         Some(Arg::Init(_)) => return Err("expected an Upgrade argument on upgrade".to_string()),
-    };
+    }
+    .unwrap_or_default();
     init_state(State::load());
-    if let Some(update) = update {
+    if let Some(update) = upgrade.config {
         let config = apply_update(read_state(|s| s.config().clone()), update);
         validate_config(&config)?;
         mutate_state(|s| s.set_config(config));
+    }
+    if let Some(fees) = upgrade.fees {
+        validate_fees(&fees)?;
+        let (old_ledger, credits) =
+            read_state(|s| (s.fee_config().map(|c| c.ledger), s.fees().credits()));
+        if old_ledger.is_some_and(|l| l != fees.ledger) && credits > 0 {
+            return Err(format!(
+                "cannot change the fee ledger while {credits} of credit is outstanding"
+            ));
+        }
+        mutate_state(|s| s.set_fee_config(Some(fees)));
+    }
+    if let Some(registrars) = upgrade.registrars {
+        mutate_state(|s| s.set_registrars(registrars));
     }
     rt.set_certified_data(&read_state(|s| s.certified_root()));
     Ok(())

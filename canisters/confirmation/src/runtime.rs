@@ -1,7 +1,11 @@
 //! What the hub's logic needs from the IC, behind a trait so that the logic runs natively in
 //! unit tests with a stub.
 
-use candid::Principal;
+use candid::{CandidType, Nat, Principal};
+use icrc_ledger_types::icrc2::allowance::AllowanceArgs;
+use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
+use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
+use serde::Deserialize;
 use stratros_confirmation::BatchHeader;
 
 use crate::state::SignOutcome;
@@ -27,6 +31,99 @@ pub trait Runtime {
         header: &BatchHeader,
         timeout_seconds: u32,
     ) -> SignOutcome;
+    /// `icrc2_transfer_from` on `ledger`; `Err` when the outcome is unknown.
+    async fn transfer_from(
+        &self,
+        ledger: Principal,
+        args: TransferFromArgs,
+    ) -> Result<Result<Nat, TransferFromError>, String>;
+    async fn approve(
+        &self,
+        ledger: Principal,
+        args: ApproveArgs,
+    ) -> Result<Result<Nat, ApproveError>, String>;
+    /// What `args.spender` may still pull from `args.account`.
+    async fn allowance(&self, ledger: Principal, args: AllowanceArgs) -> Result<u128, String>;
+    async fn ledger_fee(&self, ledger: Principal) -> Result<u128, String>;
+    /// Restaking's view of `avs`: the stake allocated to it, summed over assets (`None`: no
+    /// such AVS).
+    async fn avs_allocated(&self, restaking: Principal, avs: &str) -> Result<Option<u128>, String>;
+    /// Restaking's `deposit_rewards`; the inner `Err` is restaking's refusal, as text.
+    async fn deposit_rewards(
+        &self,
+        restaking: Principal,
+        args: DepositRewardsArgs,
+    ) -> Result<Result<(), String>, String>;
+}
+
+/// Restaking's `deposit_rewards` argument (`candid/restaking.did`).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct DepositRewardsArgs {
+    pub avs: String,
+    pub token: Principal,
+    pub amount: Nat,
+}
+
+/// The part of restaking's `AvsView` the hub reads (Candid subtyping drops the rest).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+struct AvsAllocation {
+    allocated: Vec<TokenAmount>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+struct TokenAmount {
+    amount: Nat,
+}
+
+/// The `RestakingError` variants a reward deposit can meet (their fields are only shown, through
+/// `Debug`).
+#[allow(dead_code)]
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+enum RestakingRefusal {
+    UnknownAvs { id: String },
+    InvalidArgument(String),
+    ZeroAmount,
+    NoAllocatedStake,
+    LedgerError(String),
+    AmountTooLarge,
+    AnonymousCaller,
+}
+
+/// Timeout of the bounded-wait calls to the ledger and to restaking.
+const PAYMENT_CALL_TIMEOUT_SECONDS: u32 = 120;
+
+async fn call_raw<A: candid::utils::ArgumentEncoder>(
+    canister: Principal,
+    method: &str,
+    args: A,
+) -> Result<Vec<u8>, String> {
+    use ic_cdk::call::{Call, CallFailed};
+    match Call::bounded_wait(canister, method)
+        .change_timeout(PAYMENT_CALL_TIMEOUT_SECONDS)
+        .with_args(&args)
+        .await
+    {
+        Ok(reply) => Ok(reply.into_bytes()),
+        Err(CallFailed::CallRejected(e)) => Err(format!(
+            "{method} rejected ({}): {}",
+            e.raw_reject_code(),
+            e.reject_message()
+        )),
+        Err(e) => Err(format!("{method} failed: {e}")),
+    }
+}
+
+async fn call<A: candid::utils::ArgumentEncoder, R: CandidType + for<'a> Deserialize<'a>>(
+    canister: Principal,
+    method: &str,
+    args: A,
+) -> Result<R, String> {
+    let bytes = call_raw(canister, method, args).await?;
+    candid::decode_one(&bytes).map_err(|e| format!("{method}: undecodable reply: {e}"))
+}
+
+fn nat_to_u128(n: &Nat) -> u128 {
+    u128::try_from(&n.0).unwrap_or(u128::MAX)
 }
 
 /// The real IC, through ic-cdk.
@@ -93,6 +190,60 @@ impl Runtime for IcRuntime {
                 reject_code: None,
                 message: e.to_string(),
             },
+        }
+    }
+
+    async fn transfer_from(
+        &self,
+        ledger: Principal,
+        args: TransferFromArgs,
+    ) -> Result<Result<Nat, TransferFromError>, String> {
+        call(ledger, "icrc2_transfer_from", (args,)).await
+    }
+
+    async fn approve(
+        &self,
+        ledger: Principal,
+        args: ApproveArgs,
+    ) -> Result<Result<Nat, ApproveError>, String> {
+        call(ledger, "icrc2_approve", (args,)).await
+    }
+
+    async fn allowance(&self, ledger: Principal, args: AllowanceArgs) -> Result<u128, String> {
+        let a: icrc_ledger_types::icrc2::allowance::Allowance =
+            call(ledger, "icrc2_allowance", (args,)).await?;
+        Ok(nat_to_u128(&a.allowance))
+    }
+
+    async fn ledger_fee(&self, ledger: Principal) -> Result<u128, String> {
+        let fee: Nat = call(ledger, "icrc1_fee", ()).await?;
+        Ok(nat_to_u128(&fee))
+    }
+
+    async fn avs_allocated(&self, restaking: Principal, avs: &str) -> Result<Option<u128>, String> {
+        let view: Option<AvsAllocation> = call(restaking, "get_avs", (avs.to_string(),)).await?;
+        Ok(view.map(|v| {
+            v.allocated
+                .iter()
+                .fold(0u128, |t, a| t.saturating_add(nat_to_u128(&a.amount)))
+        }))
+    }
+
+    async fn deposit_rewards(
+        &self,
+        restaking: Principal,
+        args: DepositRewardsArgs,
+    ) -> Result<Result<(), String>, String> {
+        let bytes = call_raw(restaking, "deposit_rewards", (args,)).await?;
+        // Restaking's error enum is its own: the variants the hub can cause are named, any
+        // other decodes as `reserved`.
+        if let Ok(r) = candid::decode_one::<Result<(), RestakingRefusal>>(&bytes) {
+            return Ok(r.map_err(|e| format!("{e:?}")));
+        }
+        match candid::decode_one::<Result<(), candid::Reserved>>(&bytes) {
+            Ok(Ok(())) => Ok(Ok(())),
+            Ok(Err(_)) => Ok(Err("restaking refused the deposit".into())),
+            Err(e) => Err(format!("deposit_rewards: undecodable reply: {e}")),
         }
     }
 }

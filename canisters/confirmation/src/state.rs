@@ -5,7 +5,7 @@
 //! `await`s and never hold a borrow across one.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use candid::Principal;
 use sha2::{Digest, Sha256};
@@ -16,13 +16,14 @@ use stratros_confirmation::{
 };
 
 use crate::certified::{CertifiedHeaders, witness_cbor};
+use crate::fees::{FeeBook, FeeEvent, decode_event, encode_event};
 use crate::storage::{
     self, Counters, Settings, StoredConfig, StoredPolicy, StoredRecord, due_key, parse_due_key,
 };
 use crate::types::node_api::{SignError, SignResponse};
 use crate::types::{
-    AdminError, Batch, BatchError, BatchPage, Config, NodeProgress, ReceiptError, Status,
-    SubmitError, Submitted,
+    AdminError, Batch, BatchError, BatchPage, Config, FeeAccount, FeeConfig, FeeStatus,
+    NodeProgress, ReceiptError, RecordProof, Status, SubmitError, Submitted,
 };
 
 /// The largest page `list_batches` returns.
@@ -73,6 +74,13 @@ pub struct State {
     open: storage::Open,
     due: storage::Due,
     certified: CertifiedHeaders,
+    fee_log: storage::FeeLog,
+    /// Heap: rebuilt from `fee_log` on upgrade.
+    fees: FeeBook,
+    /// Heap: submitters with a `deposit_fees` call in flight.
+    deposits_in_flight: BTreeSet<Principal>,
+    /// Heap: a forwarding task is running.
+    forwarding: bool,
 }
 
 /// Position of inner tree node `(level >= 1, index)` of a batch, relative to its `tree_offset`.
@@ -144,6 +152,12 @@ impl State {
             let (height, storage::StoredBatch(batch)) = entry.into_pair();
             certified.insert(height, &batch.header_hash);
         }
+        let fee_log = storage::open_fee_log();
+        let mut fees = FeeBook::default();
+        for bytes in fee_log.iter() {
+            fees.apply(&decode_event(&bytes))
+                .unwrap_or_else(|e| panic!("BUG: the fee log does not replay: {e}"));
+        }
         State {
             config_cell,
             settings,
@@ -160,7 +174,80 @@ impl State {
             open: storage::open_open(),
             due: storage::open_due(),
             certified,
+            fee_log,
+            fees,
+            deposits_in_flight: BTreeSet::new(),
+            forwarding: false,
         }
+    }
+
+    // ----- fees ------------------------------------------------------------------------
+
+    /// The fee configuration, when fees are charged or collected.
+    pub fn fee_config(&self) -> Option<&FeeConfig> {
+        self.settings.fees.as_ref()
+    }
+
+    pub fn set_fee_config(&mut self, fees: Option<FeeConfig>) {
+        self.settings.fees = fees;
+        self.save_settings();
+    }
+
+    pub fn fees(&self) -> &FeeBook {
+        &self.fees
+    }
+
+    /// Applies a fee event and appends it to the log (only if it applied).
+    pub fn record_fee_event(&mut self, event: FeeEvent) -> Result<(), String> {
+        self.fees.apply(&event)?;
+        self.fee_log
+            .append(&encode_event(&event))
+            .unwrap_or_else(|e| panic!("BUG: cannot append a fee event: {e:?}"));
+        Ok(())
+    }
+
+    pub fn note_forward_error(&mut self, id: u64, error: String) {
+        self.fees.note_forward_error(id, error);
+    }
+
+    pub fn fee_account(&self, submitter: Principal) -> FeeAccount {
+        self.fees.account(submitter, self.fee_config())
+    }
+
+    pub fn fee_status(&self) -> FeeStatus {
+        self.fees.status(self.fee_config())
+    }
+
+    /// Marks a deposit of `p` in flight; `false` if one already is.
+    pub fn start_deposit(&mut self, p: Principal) -> bool {
+        self.deposits_in_flight.insert(p)
+    }
+
+    pub fn end_deposit(&mut self, p: &Principal) {
+        self.deposits_in_flight.remove(p);
+    }
+
+    pub fn start_forwarding(&mut self) -> bool {
+        !std::mem::replace(&mut self.forwarding, true)
+    }
+
+    pub fn end_forwarding(&mut self) {
+        self.forwarding = false;
+    }
+
+    // ----- registrars ------------------------------------------------------------------
+
+    pub fn registrars(&self) -> &[Principal] {
+        self.settings.registrars.as_deref().unwrap_or(&[])
+    }
+
+    pub fn is_registrar(&self, p: &Principal) -> bool {
+        self.registrars().contains(p)
+    }
+
+    pub fn set_registrars(&mut self, registrars: Vec<Principal>) {
+        self.settings.registrars = Some(registrars);
+        self.save_settings();
     }
 
     // ----- configuration ---------------------------------------------------------------
@@ -277,10 +364,13 @@ impl State {
             let payload = r.payload.as_ref().map_or(0, |p| p.len());
             check_len(i, "payload", payload, config.max_payload_bytes)?;
         }
+        let keys: Vec<Option<[u8; 32]>> = inputs
+            .iter()
+            .map(|r| (!r.reference.is_empty()).then(|| idempotency_key(&caller, &r.reference)))
+            .collect();
+        self.charge(caller, &keys)?;
         let mut out = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            let key =
-                (!input.reference.is_empty()).then(|| idempotency_key(&caller, &input.reference));
+        for (input, key) in inputs.into_iter().zip(keys) {
             if let Some(id) = key.and_then(|k| self.idempotency.get(&k)) {
                 out.push(Submitted {
                     id,
@@ -323,6 +413,39 @@ impl State {
         }
         self.save_counters();
         Ok(out)
+    }
+
+    /// Charges `caller` for the new records among `keys` (one per input; a known reference,
+    /// or one repeated within the call, is a free duplicate). Nothing is charged, and the call
+    /// is refused, when the credit does not cover them.
+    fn charge(&mut self, caller: Principal, keys: &[Option<[u8; 32]>]) -> Result<(), SubmitError> {
+        let fee = self.fee_config().map_or(0, |c| c.fee_per_record);
+        if fee == 0 {
+            return Ok(());
+        }
+        let mut seen = BTreeSet::new();
+        let new = keys
+            .iter()
+            .filter(|k| match k {
+                None => true,
+                Some(k) => self.idempotency.get(k).is_none() && seen.insert(*k),
+            })
+            .count() as u64;
+        if new == 0 {
+            return Ok(());
+        }
+        let needed = fee.saturating_mul(u128::from(new));
+        let available = self.fees.credit(&caller);
+        if needed > available {
+            return Err(SubmitError::InsufficientCredit { needed, available });
+        }
+        self.record_fee_event(FeeEvent::Charged {
+            submitter: caller,
+            records: new,
+            amount: needed,
+        })
+        .unwrap_or_else(|e| panic!("BUG: a checked charge does not apply: {e}"));
+        Ok(())
     }
 
     /// [`Self::submit`] with the records in the packed form.
@@ -677,6 +800,38 @@ impl State {
 
     /// The receipt of record `id`, without the certificate (only the query endpoint has it).
     pub fn receipt(&self, id: u64) -> Result<Receipt, ReceiptError> {
+        let proof = self.record_proof(id)?;
+        let height = proof.header.height;
+        // Not `header_certificate`: that decodes the batch a second time (~1.5 M instructions).
+        let certificate = crate::types::HeaderCertificate {
+            height,
+            header_hash: proof.header_hash,
+            certificate: Vec::new().into(),
+            witness: witness_cbor(&self.certified.witness(height)).into(),
+        };
+        let mut receipt = proof.into_receipt(certificate);
+        receipt.certificate = Default::default();
+        Ok(receipt)
+    }
+
+    /// The witness of `headers/<height>` with `certificate` (empty when called replicated).
+    pub fn header_certificate(
+        &self,
+        height: u64,
+        certificate: Vec<u8>,
+    ) -> Result<crate::types::HeaderCertificate, BatchError> {
+        let batch = self.batch(height)?;
+        Ok(crate::types::HeaderCertificate {
+            height,
+            header_hash: batch.header_hash,
+            certificate: certificate.into(),
+            witness: witness_cbor(&self.certified.witness(height)).into(),
+        })
+    }
+
+    /// Record `id` with its leaf, Merkle path, header and confirmations: a receipt without
+    /// the IC certificate, for canisters (replicated calls) to relay.
+    pub fn record_proof(&self, id: u64) -> Result<RecordProof, ReceiptError> {
         if id >= self.counters.next_record_id {
             return Err(ReceiptError::UnknownRecord {
                 id,
@@ -718,16 +873,15 @@ impl State {
             batch.header.leaf_count,
             leaf_index,
         );
-        Ok(Receipt {
+        Ok(RecordProof {
             record,
             leaf_index,
             leaf_hash: self.leaf(id),
             proof,
             confirmations: batch.confirmations(),
             quorum_policy: self.batch_policy(&batch),
+            header_hash: batch.header_hash,
             header: batch.header,
-            certificate: Default::default(),
-            witness: witness_cbor(&self.certified.witness(height)).into(),
         })
     }
 
@@ -767,6 +921,8 @@ impl State {
             submitters: self.submitters.len(),
             config: self.settings.config.clone(),
             cycles,
+            registrars: self.registrars().to_vec(),
+            fees: self.fee_status(),
         }
     }
 }

@@ -18,6 +18,8 @@
 //! MemoryId 10  POLICIES_MEMORY      StableBTreeMap<[u8; 32], StoredPolicy> policy hash -> policy
 //! MemoryId 11  OPEN_MEMORY          StableBTreeMap<u64, ()>             heights with nodes still to sign
 //! MemoryId 12  DUE_MEMORY           StableBTreeMap<[u8; 20], ()>        due u64 | height u64 | node index u32: when to ask next
+//! MemoryId 13  FEE_EVENTS_INDEX     StableLog index  } the fee event log (CBOR `fees::FeeEvent`),
+//! MemoryId 14  FEE_EVENTS_DATA      StableLog data   } replayed into the fee books on upgrade
 //! ```
 //!
 //! Tree node `(height, level, index)` is `LEAVES[first_record_id + index]` at level 0, and
@@ -36,7 +38,7 @@ use ic_stable_structures::{DefaultMemoryImpl, StableBTreeMap, StableCell, Stable
 use serde::Deserialize;
 use stratros_confirmation::{Blob, Hash32, PolicyNode, QuorumPolicy, QuorumRule};
 
-use crate::types::{Batch, Config};
+use crate::types::{Batch, Config, FeeConfig};
 
 pub type Memory = VirtualMemory<DefaultMemoryImpl>;
 
@@ -66,6 +68,10 @@ const POLICIES_MEMORY: MemoryId = MemoryId::new(10);
 const OPEN_MEMORY: MemoryId = MemoryId::new(11);
 /// The retry queue. Never renumber.
 const DUE_MEMORY: MemoryId = MemoryId::new(12);
+/// Fee event log, index part. Never renumber.
+const FEE_EVENTS_INDEX_MEMORY: MemoryId = MemoryId::new(13);
+/// Fee event log, data part. Never renumber.
+const FEE_EVENTS_DATA_MEMORY: MemoryId = MemoryId::new(14);
 
 thread_local! {
     static MEMORY_MANAGER: RefCell<MemoryManager<DefaultMemoryImpl>> =
@@ -93,6 +99,14 @@ pub type Idempotency = crate::index::IdempotencyIndex;
 pub type Policies = StableBTreeMap<[u8; 32], StoredPolicy, Memory>;
 pub type Open = StableBTreeMap<u64, (), Memory>;
 pub type Due = StableBTreeMap<[u8; 20], (), Memory>;
+pub type FeeLog = Log<Vec<u8>, Memory, Memory>;
+
+pub fn open_fee_log() -> FeeLog {
+    Log::init(
+        memory(FEE_EVENTS_INDEX_MEMORY),
+        memory(FEE_EVENTS_DATA_MEMORY),
+    )
+}
 
 pub fn open_config() -> ConfigCell {
     StableCell::init(memory(CONFIG_MEMORY), StoredConfig::default())
@@ -154,6 +168,10 @@ pub struct Settings {
     pub config: Config,
     pub nodes: Vec<PolicyNode>,
     pub quorum_rule: QuorumRule,
+    /// Per-record fees (none: free).
+    pub fees: Option<FeeConfig>,
+    /// Principals besides the controllers that may add submitters.
+    pub registrars: Option<Vec<Principal>>,
 }
 
 impl Settings {

@@ -6,10 +6,13 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use candid::Principal;
+use candid::{Nat, Principal};
 use candid_parser::utils::{CandidSource, service_equal};
 use ic_cbor::HashTreeToCbor;
 use ic_certification::{HashTree, LookupResult};
+use icrc_ledger_types::icrc2::allowance::AllowanceArgs;
+use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
+use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
 use proptest::prelude::*;
 use stratros_confirmation::merkle::verify_proof;
 use stratros_confirmation::{
@@ -18,7 +21,7 @@ use stratros_confirmation::{
 };
 
 use crate::confirm::run_tick;
-use crate::runtime::Runtime;
+use crate::runtime::{DepositRewardsArgs, Runtime};
 use crate::state::{NANOS_PER_SECOND, SignOutcome, mutate_state, read_state, reset_state};
 use crate::types::node_api::{SignError, SignResponse};
 use crate::types::{
@@ -61,6 +64,23 @@ struct Stub {
     certified: Cell<[u8; 32]>,
     outcomes: RefCell<BTreeMap<Principal, VecDeque<SignOutcome>>>,
     calls: RefCell<Vec<(Principal, u64)>>,
+    ledger: RefCell<LedgerStub>,
+}
+
+/// A ledger and restaking in one: transfers, the hub's allowance for restaking, deposits.
+#[derive(Default)]
+struct LedgerStub {
+    next_block: u64,
+    /// Ledger transactions by `created_at_time` (the ledger's deduplication).
+    seen: BTreeMap<(Principal, u64), u64>,
+    /// Queued transfer outcomes: `true` = applied but the answer is lost.
+    lose_transfer_answer: VecDeque<bool>,
+    allowance: u128,
+    approvals: u32,
+    /// Queued deposit outcomes: `Some(pulled)` = answer lost, tokens pulled or not.
+    lose_deposit_answer: VecDeque<bool>,
+    deposited: u128,
+    allocated: u128,
 }
 
 impl Stub {
@@ -71,6 +91,10 @@ impl Stub {
             certified: Cell::new([0; 32]),
             outcomes: RefCell::new(BTreeMap::new()),
             calls: RefCell::new(Vec::new()),
+            ledger: RefCell::new(LedgerStub {
+                allocated: 1,
+                ..LedgerStub::default()
+            }),
         }
     }
     fn advance(&self, seconds: u64) {
@@ -139,6 +163,70 @@ impl Runtime for Stub {
             .map_or(Scheme::EcdsaSecp256k1, |n| n.scheme);
         SignOutcome::Signed(fake_confirmation(node, scheme, header))
     }
+    async fn transfer_from(
+        &self,
+        _: Principal,
+        args: TransferFromArgs,
+    ) -> Result<Result<Nat, TransferFromError>, String> {
+        let mut l = self.ledger.borrow_mut();
+        let key = (args.from.owner, args.created_at_time.unwrap_or(0));
+        let result = match l.seen.get(&key) {
+            Some(b) => Err(TransferFromError::Duplicate {
+                duplicate_of: Nat::from(*b),
+            }),
+            None => {
+                let b = l.next_block;
+                l.next_block += 1;
+                l.seen.insert(key, b);
+                Ok(Nat::from(b))
+            }
+        };
+        if l.lose_transfer_answer.pop_front() == Some(true) {
+            return Err("answer lost".into());
+        }
+        Ok(result)
+    }
+    async fn approve(
+        &self,
+        _: Principal,
+        args: ApproveArgs,
+    ) -> Result<Result<Nat, ApproveError>, String> {
+        let mut l = self.ledger.borrow_mut();
+        l.approvals += 1;
+        l.allowance = u128::try_from(&args.amount.0).expect("u128");
+        Ok(Ok(Nat::from(0u8)))
+    }
+    async fn allowance(&self, _: Principal, _: AllowanceArgs) -> Result<u128, String> {
+        Ok(self.ledger.borrow().allowance)
+    }
+    async fn ledger_fee(&self, _: Principal) -> Result<u128, String> {
+        Ok(10)
+    }
+    async fn avs_allocated(&self, _: Principal, _: &str) -> Result<Option<u128>, String> {
+        Ok(Some(self.ledger.borrow().allocated))
+    }
+    async fn deposit_rewards(
+        &self,
+        _: Principal,
+        args: DepositRewardsArgs,
+    ) -> Result<Result<(), String>, String> {
+        let mut l = self.ledger.borrow_mut();
+        let amount = u128::try_from(&args.amount.0).expect("u128");
+        let lost = l.lose_deposit_answer.pop_front();
+        // Restaking pulls `amount`; the ledger takes amount + fee from the allowance.
+        let pulled = lost.unwrap_or(true);
+        if pulled {
+            if l.allowance < amount + 10 {
+                return Ok(Err("LedgerError(InsufficientAllowance)".into()));
+            }
+            l.allowance -= amount + 10;
+            l.deposited += amount;
+        }
+        match lost {
+            Some(_) => Err("deposit_rewards failed: SysUnknown".into()),
+            None => Ok(Ok(())),
+        }
+    }
 }
 
 fn block_on<F: Future>(f: F) -> F::Output {
@@ -162,6 +250,7 @@ fn install(config: ConfigUpdate) -> Stub {
             nodes: nodes(),
             quorum_rule: None,
             config: Some(config),
+            ..Default::default()
         }),
     )
     .expect("installs");
@@ -589,6 +678,7 @@ fn should_keep_everything_across_an_upgrade_mid_round() {
                 max_batch_age_seconds: Some(20),
                 ..Default::default()
             }),
+            ..Default::default()
         }))),
     )
     .expect("upgrades");
@@ -749,4 +839,196 @@ fn should_match_the_checked_in_candid_interface() {
              (regenerate with UPDATE_CANDID=1 cargo test -p confirmation): {e}\n{generated}"
         )
     });
+}
+
+// ----- fees -------------------------------------------------------------------------------
+
+fn fee_ledger() -> Principal {
+    Principal::from_slice(&[0x1e, 1, 1])
+}
+fn restaking() -> Principal {
+    Principal::from_slice(&[0x2e, 1, 1])
+}
+
+fn fee_config(fee: u128) -> crate::types::FeeConfig {
+    crate::types::FeeConfig {
+        ledger: fee_ledger(),
+        fee_per_record: fee,
+        restaking: Some(restaking()),
+        avs: "confirmation".into(),
+        min_forward: 1,
+        forward_interval_seconds: 60,
+    }
+}
+
+fn install_with_fees(fee: u128) -> Stub {
+    let rt = install(ConfigUpdate::default());
+    reset_state();
+    lifecycle::post_upgrade(
+        &rt,
+        Some(Arg::Upgrade(Some(UpgradeArgs {
+            fees: Some(fee_config(fee)),
+            ..Default::default()
+        }))),
+    )
+    .expect("upgrade with fees");
+    rt
+}
+
+fn deposit(
+    rt: &Stub,
+    amount: u128,
+    at: u64,
+) -> Result<crate::types::FeeDeposit, crate::types::FeeError> {
+    block_on(crate::payments::deposit_fees(
+        rt,
+        crate::types::DepositFeesArgs {
+            amount,
+            created_at_time: at,
+        },
+    ))
+}
+
+fn fee_inputs(refs: &[&str]) -> Vec<RecordInput> {
+    refs.iter()
+        .map(|r| RecordInput {
+            content_hash: Hash32([7; 32]),
+            kind: "k".into(),
+            reference: r.to_string(),
+            payload: None,
+        })
+        .collect()
+}
+
+#[test]
+fn should_charge_new_records_only_and_refuse_without_credit() {
+    let rt = install_with_fees(5);
+    let err = mutate_state(|s| s.submit(submitter(1), fee_inputs(&["a", "b"]), T0));
+    assert_eq!(
+        err,
+        Err(SubmitError::InsufficientCredit {
+            needed: 10,
+            available: 0
+        })
+    );
+    assert_eq!(read_state(|s| s.pending()), 0, "nothing half-applied");
+    assert_eq!(deposit(&rt, 12, 1).expect("deposit").credit, 12);
+    // "a" twice in one call is one new record; "" is always new.
+    let out =
+        mutate_state(|s| s.submit(submitter(1), fee_inputs(&["a", "a", ""]), T0)).expect("paid");
+    assert_eq!(out.iter().filter(|s| s.duplicate).count(), 1);
+    assert_eq!(read_state(|s| s.fees().credit(&submitter(1))), 2);
+    // Duplicates are free, even with no credit left for a new record.
+    mutate_state(|s| s.submit(submitter(1), fee_inputs(&["a"]), T0)).expect("free duplicate");
+    assert!(matches!(
+        mutate_state(|s| s.submit(submitter(1), fee_inputs(&["c"]), T0)),
+        Err(SubmitError::InsufficientCredit {
+            needed: 5,
+            available: 2
+        })
+    ));
+}
+
+#[test]
+fn should_credit_a_ledger_block_once_when_a_deposit_is_retried() {
+    let rt = install_with_fees(1);
+    rt.ledger.borrow_mut().lose_transfer_answer.push_back(true);
+    assert!(matches!(
+        deposit(&rt, 100, 42),
+        Err(crate::types::FeeError::LedgerUnreachable { .. })
+    ));
+    assert_eq!(read_state(|s| s.fees().credit(&submitter(1))), 0);
+    // The retry with the same created_at_time is the same ledger transaction.
+    let d = deposit(&rt, 100, 42).expect("retry");
+    assert_eq!((d.credited, d.credit), (100, 100));
+    let d = deposit(&rt, 100, 42).expect("again");
+    assert_eq!((d.credited, d.credit), (0, 100));
+    rt.caller.set(Principal::from_slice(&[0x99]));
+    assert!(matches!(
+        deposit(&rt, 1, 43),
+        Err(crate::types::FeeError::Unauthorized { .. })
+    ));
+}
+
+#[test]
+fn should_forward_exactly_once_when_the_deposit_answer_is_lost_and_replay_after_upgrade() {
+    let rt = install_with_fees(10);
+    deposit(&rt, 1_000, 1).expect("deposit");
+    let refs: Vec<String> = (0..50).map(|i| format!("r{i}")).collect();
+    let refs: Vec<&str> = refs.iter().map(|s| s.as_str()).collect();
+    mutate_state(|s| s.submit(submitter(1), fee_inputs(&refs), T0)).expect("paid");
+    assert_eq!(read_state(|s| s.fees().collected()), 500);
+    // No stake allocated yet: nothing is deposited, the forward waits (approved).
+    rt.ledger.borrow_mut().allocated = 0;
+    block_on(crate::payments::forward_fees(&rt));
+    assert_eq!(rt.ledger.borrow().deposited, 0);
+    rt.ledger.borrow_mut().allocated = 1;
+    // Restaking pulls but the answer is lost: reconciled through the allowance.
+    rt.ledger.borrow_mut().lose_deposit_answer.push_back(true);
+    let out = block_on(crate::payments::forward_fees(&rt));
+    assert!(out.contains("reconciled"), "{out}");
+    assert_eq!(
+        rt.ledger.borrow().deposited,
+        480,
+        "500 minus two ledger fees"
+    );
+    // A lost answer without a pull: retried, delivered once.
+    mutate_state(|s| s.submit(submitter(1), fee_inputs(&["v", "w", "x", "y", "z"]), T0))
+        .expect("paid");
+    rt.ledger.borrow_mut().lose_deposit_answer.push_back(false);
+    let out = block_on(crate::payments::forward_fees(&rt));
+    assert!(out.contains("retried"), "{out}");
+    assert_eq!(rt.ledger.borrow().deposited, 480);
+    block_on(crate::payments::forward_fees(&rt));
+    assert_eq!(
+        rt.ledger.borrow().deposited,
+        480 + 30,
+        "50 minus two ledger fees"
+    );
+    // Nothing left to forward: repeated runs send nothing.
+    let out = block_on(crate::payments::forward_fees(&rt));
+    assert!(out.contains("below"), "{out}");
+    assert_eq!(rt.ledger.borrow().deposited, 510);
+    assert_eq!(rt.ledger.borrow().approvals, 2);
+    let status = read_state(|s| s.fee_status());
+    assert_eq!(status.forwarded, 510);
+    assert_eq!(
+        status.credits
+            + status.collected
+            + status.forwarded
+            + status.forward_ledger_fees
+            + status.forward.as_ref().map_or(0, |f| f.amount + 20),
+        1_000
+    );
+    // The books replay from the log after an upgrade.
+    let before = read_state(|s| s.fee_status());
+    reset_state();
+    lifecycle::post_upgrade(&rt, None).expect("upgrade");
+    let mut after = read_state(|s| s.fee_status());
+    if let (Some(a), Some(b)) = (after.forward.as_mut(), before.forward.as_ref()) {
+        // Attempts and errors are heap-only.
+        a.attempts = b.attempts;
+        a.last_error = b.last_error.clone();
+    }
+    assert_eq!(after, before);
+}
+
+#[test]
+fn should_let_registrars_add_submitters() {
+    let rt = install(ConfigUpdate::default());
+    let registry = Principal::from_slice(&[0x77]);
+    rt.caller.set(registry);
+    assert!(matches!(
+        admin::add_submitter(&rt, submitter(9)),
+        Err(AdminError::NotController { .. })
+    ));
+    rt.caller.set(controller());
+    admin::set_registrars(&rt, vec![registry]).expect("controller");
+    rt.caller.set(registry);
+    admin::add_submitter(&rt, submitter(9)).expect("registrar");
+    assert!(read_state(|s| s.is_submitter(&submitter(9))));
+    assert!(matches!(
+        admin::set_registrars(&rt, vec![]),
+        Err(AdminError::NotController { .. })
+    ));
 }

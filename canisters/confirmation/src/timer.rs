@@ -13,6 +13,26 @@ use crate::state::read_state;
 thread_local! {
     /// The armed timer and its deadline (IC nanoseconds).
     static TIMER: Cell<Option<(TimerId, u64)>> = const { Cell::new(None) };
+    /// The fee forwarding interval timer.
+    static FEE_TIMER: Cell<Option<TimerId>> = const { Cell::new(None) };
+}
+
+/// Arms the fee forwarding timer when fees go to restaking (after install and upgrade).
+pub fn arm_fees() {
+    if let Some(id) = FEE_TIMER.take() {
+        ic_cdk_timers::clear_timer(id);
+    }
+    let interval = read_state(|s| {
+        s.fee_config()
+            .filter(|c| c.restaking.is_some())
+            .map(|c| c.forward_interval_seconds)
+    });
+    if let Some(seconds) = interval {
+        let id = ic_cdk_timers::set_timer_interval(Duration::from_secs(seconds), || async {
+            crate::payments::forward_fees(&IcRuntime).await;
+        });
+        FEE_TIMER.set(Some(id));
+    }
 }
 
 /// Arms the timer for the state's next deadline (seal or retry), unless an earlier one is armed.

@@ -250,7 +250,7 @@ fn should_confirm_later_after_node_failures_and_a_hub_upgrade_mid_round() {
     suite.submit(submitter(1), &more).expect("accepted");
     let before = suite.batches(0, 10);
     let certified = suite.emu.certified_data(suite.hub);
-    suite.upgrade_hub(Arg::Upgrade(Some(UpgradeArgs { config: None })));
+    suite.upgrade_hub(Arg::Upgrade(Some(UpgradeArgs::default())));
     assert_eq!(suite.batches(0, 10), before, "nothing lost");
     assert_eq!(suite.emu.certified_data(suite.hub), certified);
     assert_eq!(suite.status().pending_records, 3);

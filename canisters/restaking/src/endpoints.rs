@@ -47,9 +47,10 @@ fn set_commission(commission_bps: u32) -> Result<(), RestakingError> {
     ops::set_commission(&IcRuntime, commission_bps)
 }
 
+/// Registers a node of the caller; the node canister must confirm scheme, key name and key.
 #[update]
-fn register_node(args: RegisterNodeArgs) -> Result<(), RestakingError> {
-    ops::register_node(&IcRuntime, args)
+async fn register_node(args: RegisterNodeArgs) -> Result<(), RestakingError> {
+    ops::register_node(&IcRuntime, args).await
 }
 
 /// Controllers only.

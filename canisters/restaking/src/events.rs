@@ -228,6 +228,9 @@ pub enum Event {
         token: P,
         #[n(3)]
         amount: u128,
+        /// Streamed over this many ns from the deposit; `None` or 0: distributed at once.
+        #[n(4)]
+        period_ns: Option<u64>,
     },
     #[n(19)]
     RewardsClaimed {
@@ -242,4 +245,8 @@ pub enum Event {
         #[n(0)]
         op_id: u64,
     },
+    /// Every reward stream advanced to the event's timestamp (logged by the flows before
+    /// other events, at most once a minute, and before every claim).
+    #[n(21)]
+    StreamsAdvanced,
 }

@@ -248,6 +248,19 @@ pub struct SlashRecord {
     pub slashed: BTreeMap<Principal, u128>,
 }
 
+/// Rewards of one (AVS, token) being streamed: `undistributed` goes out linearly from `last`
+/// to `end`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stream {
+    pub undistributed: u128,
+    pub last: u64,
+    pub end: u64,
+}
+
+/// Streams advance at most this often (and before every claim): a position earns each step's
+/// share pro rata to its stake at that step.
+pub const STREAM_STEP_NS: u64 = 60 * NANOS;
+
 /// What an applied event produced, for the endpoint to return.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Applied {
@@ -281,6 +294,8 @@ pub struct State {
     /// Per token: deposited, and what rounding left undistributed.
     pub reward_deposited: BTreeMap<Principal, u128>,
     pub reward_dust: BTreeMap<Principal, u128>,
+    /// Per (AVS, reward token): rewards deposited for a period and not yet distributed.
+    pub streams: BTreeMap<(String, Principal), Stream>,
     /// Per (owner, ledger): Σ losses sent to staking's slash hook (journaled).
     pub slashed_total: BTreeMap<Principal, u128>,
 }
@@ -520,6 +535,127 @@ impl State {
         slashed
     }
 
+    /// Splits `amount` of `token` over the pools allocated to `avs`, pro rata to
+    /// `weight(asset) × allocated stake`: the operator's commission first, the rest raises the
+    /// pool's index. `Err(NoAllocatedStake)` (and nothing changed) when nothing is allocated.
+    fn distribute(&mut self, avs: &str, token: Principal, amount: u128, now: u64) -> R<()> {
+        use RestakingError as E;
+        let avs = &avs.to_string();
+        let weights = self.avs(avs)?.weights.clone();
+        let mut shares: Vec<((Principal, Principal), u128)> = Vec::new();
+        let mut total: u128 = 0;
+        let keys: Vec<_> = self
+            .avs_pools
+            .range(
+                (
+                    avs.clone(),
+                    Principal::management_canister(),
+                    Principal::management_canister(),
+                )..,
+            )
+            .take_while(|(a, _, _)| a == avs)
+            .map(|(_, o, l)| (*o, *l))
+            .collect();
+        for key in keys {
+            let Some(pool) = self.pools.get(&key) else {
+                continue;
+            };
+            let mut alloc = pool.allocs.get(avs).cloned().unwrap_or_default();
+            alloc.mature(now);
+            let m = alloc.current;
+            let w = u128::from(weights.get(&key.1).copied().unwrap_or(0));
+            let weighted = pool.allocated(m).saturating_mul(w);
+            if weighted > 0 {
+                total = total.saturating_add(weighted);
+                shares.push((key, weighted));
+            }
+        }
+        if total == 0 {
+            return Err(E::NoAllocatedStake);
+        }
+        let mut credited: u128 = 0;
+        for ((operator, ledger), weighted) in shares {
+            let share = scale_down(amount, weighted, total);
+            let commission_bps = self
+                .operators
+                .get(&operator)
+                .map_or(0, |o| o.commission_at(now));
+            let commission = scale_down(share, u128::from(commission_bps), u128::from(BPS));
+            if commission > 0 {
+                *self.rewards.entry((operator, token)).or_default() += commission;
+            }
+            let rest = share - commission;
+            let pool = self
+                .pools
+                .get_mut(&(operator, ledger))
+                .unwrap_or_else(|| panic!("BUG: pool vanished"));
+            let inc = mul_div_floor(rest, WAD, pool.total_shares).unwrap_or(0);
+            let total_shares = pool.total_shares;
+            let index = pool.reward_index.entry(token).or_default();
+            match index.checked_add(inc) {
+                Some(i) => {
+                    // Credit what the pool's owed total `floor(shares × index / WAD)`
+                    // grows by: summed over deposits it telescopes, so it always covers
+                    // what positions accrue over several deposits at once (each rounds
+                    // down once), and the dust is exact.
+                    let owed = |index| mul_div_floor(total_shares, index, WAD).unwrap_or(0);
+                    let grown = owed(i).saturating_sub(owed(*index));
+                    *index = i;
+                    credited += commission + grown.min(rest);
+                }
+                None => credited += commission,
+            }
+        }
+        *self.reward_dust.entry(token).or_default() += amount - credited;
+        Ok(())
+    }
+
+    /// Streams `(avs, token)` up to `now`: the share of what is left proportional to the time
+    /// elapsed since the last step, over the time left (rounded down; the remainder stays in
+    /// the stream, and all of it is distributed once `now` reaches the end). While nothing is
+    /// allocated to the AVS the stream pauses: its end moves by the time elapsed.
+    fn advance_stream(&mut self, avs: &str, token: Principal, now: u64) {
+        let key = (avs.to_string(), token);
+        let Some(st) = self.streams.get(&key).cloned() else {
+            return;
+        };
+        if st.undistributed == 0 || now <= st.last {
+            return;
+        }
+        let portion = if now >= st.end {
+            st.undistributed
+        } else {
+            mul_div_floor(
+                st.undistributed,
+                u128::from(now - st.last),
+                u128::from(st.end - st.last),
+            )
+            .unwrap_or(0)
+        };
+        let paused = portion > 0 && self.distribute(avs, token, portion, now).is_err();
+        let st = self
+            .streams
+            .get_mut(&key)
+            .unwrap_or_else(|| panic!("BUG: stream vanished"));
+        if paused {
+            st.end = st.end.saturating_add(now - st.last);
+        } else {
+            st.undistributed -= portion;
+        }
+        st.last = now;
+        if st.undistributed == 0 {
+            self.streams.remove(&key);
+        }
+    }
+
+    /// Whether a `StreamsAdvanced` event is due at `now`: a stream holds tokens and its last
+    /// step is at least `STREAM_STEP_NS` old (any age when `force`, before a claim).
+    pub fn streams_due(&self, now: u64, force: bool) -> bool {
+        self.streams.values().any(|st| {
+            st.undistributed > 0 && now > st.last && (force || now - st.last >= STREAM_STEP_NS)
+        })
+    }
+
     /// Validates and applies one event. On `Err` nothing changed.
     pub fn apply(&mut self, now: u64, event: &Event) -> R<Applied> {
         use RestakingError as E;
@@ -596,23 +732,8 @@ impl State {
                 key_name,
                 public_key,
             } => {
-                self.operator(operator.0)?;
-                check_text("key name", key_name)?;
-                let scheme = scheme_from_tag(*scheme)
-                    .ok_or_else(|| E::InvalidArgument(format!("unknown scheme tag {scheme}")))?;
-                if public_key.len() != scheme.public_key_len() {
-                    return Err(E::InvalidArgument(format!(
-                        "a {scheme} public key has {} bytes, got {}",
-                        scheme.public_key_len(),
-                        public_key.len()
-                    )));
-                }
-                if let Some(owner) = self.node_owner.get(&node.0) {
-                    return Err(E::NodeAlreadyRegistered {
-                        node: node.0,
-                        operator: *owner,
-                    });
-                }
+                let scheme = self
+                    .check_node_registration(operator.0, node.0, *scheme, key_name, public_key)?;
                 self.node_owner.insert(node.0, operator.0);
                 self.operators
                     .get_mut(&operator.0)
@@ -986,25 +1107,34 @@ impl State {
                 hub,
                 height,
             } => {
-                let (operator, avs, bps) = self.check_equivocation(node.0, hub.0, *height)?;
+                let (operator, targets) = self.check_equivocation(node.0, hub.0, *height)?;
                 self.used_evidence.insert((node.0, hub.0, *height));
-                let slashed = self.slash_operator(operator, &avs, bps, now);
-                let id = self.slashes.len() as u64;
-                self.slashes.insert(
-                    id,
-                    SlashRecord {
-                        avs,
-                        operator,
-                        bps,
-                        reason: format!("equivocation of node {} at {}/{height}", node.0, hub.0),
-                        objective: true,
-                        status: SlashStatus::Executed,
-                        requested_at: now,
-                        executable_at: now,
-                        slashed,
-                    },
-                );
-                Ok(Applied::Slash(id))
+                // One record per Confirmation AVS the operator is allocated to: the node
+                // signs for the confirmation layer, and every confirmation AVS the operator's
+                // stake secures relied on it. Ids are consecutive; the first is returned.
+                let first = self.slashes.len() as u64;
+                for (avs, bps) in targets {
+                    let slashed = self.slash_operator(operator, &avs, bps, now);
+                    let id = self.slashes.len() as u64;
+                    self.slashes.insert(
+                        id,
+                        SlashRecord {
+                            avs,
+                            operator,
+                            bps,
+                            reason: format!(
+                                "equivocation of node {} at {}/{height}",
+                                node.0, hub.0
+                            ),
+                            objective: true,
+                            status: SlashStatus::Executed,
+                            requested_at: now,
+                            executable_at: now,
+                            slashed,
+                        },
+                    );
+                }
+                Ok(Applied::Slash(first))
             }
             Event::DelegationSettled {
                 operator,
@@ -1023,6 +1153,7 @@ impl State {
                 avs,
                 token,
                 amount,
+                period_ns,
             } => {
                 let a = self.avs(avs)?;
                 if !a.reward_tokens.contains(&token.0) {
@@ -1034,75 +1165,34 @@ impl State {
                 if *amount == 0 {
                     return Err(E::ZeroAmount);
                 }
-                let weights = a.weights.clone();
-                let mut shares: Vec<((Principal, Principal), u128)> = Vec::new();
-                let mut total: u128 = 0;
-                let keys: Vec<_> = self
-                    .avs_pools
-                    .range(
-                        (
-                            avs.clone(),
-                            Principal::management_canister(),
-                            Principal::management_canister(),
-                        )..,
-                    )
-                    .take_while(|(a, _, _)| a == avs)
-                    .map(|(_, o, l)| (*o, *l))
-                    .collect();
-                for key in keys {
-                    let Some(pool) = self.pools.get(&key) else {
-                        continue;
-                    };
-                    let mut alloc = pool.allocs.get(avs).cloned().unwrap_or_default();
-                    alloc.mature(now);
-                    let m = alloc.current;
-                    let w = u128::from(weights.get(&key.1).copied().unwrap_or(0));
-                    let weighted = pool.allocated(m).saturating_mul(w);
-                    if weighted > 0 {
-                        total = total.saturating_add(weighted);
-                        shares.push((key, weighted));
-                    }
-                }
-                if total == 0 {
-                    return Err(E::NoAllocatedStake);
-                }
-                let mut credited: u128 = 0;
-                for ((operator, ledger), weighted) in shares {
-                    let share = scale_down(*amount, weighted, total);
-                    let commission_bps = self
-                        .operators
-                        .get(&operator)
-                        .map_or(0, |o| o.commission_at(now));
-                    let commission = scale_down(share, u128::from(commission_bps), u128::from(BPS));
-                    if commission > 0 {
-                        *self.rewards.entry((operator, token.0)).or_default() += commission;
-                    }
-                    let rest = share - commission;
-                    let pool = self
-                        .pools
-                        .get_mut(&(operator, ledger))
-                        .unwrap_or_else(|| panic!("BUG: pool vanished"));
-                    let inc = mul_div_floor(rest, WAD, pool.total_shares).unwrap_or(0);
-                    let total_shares = pool.total_shares;
-                    let index = pool.reward_index.entry(token.0).or_default();
-                    match index.checked_add(inc) {
-                        Some(i) => {
-                            // Credit what the pool's owed total `floor(shares × index / WAD)`
-                            // grows by: summed over deposits it telescopes, so it always covers
-                            // what positions accrue over several deposits at once (each rounds
-                            // down once), and the dust is exact.
-                            let owed = |index| mul_div_floor(total_shares, index, WAD).unwrap_or(0);
-                            let grown = owed(i).saturating_sub(owed(*index));
-                            *index = i;
-                            credited += commission + grown.min(rest);
-                        }
-                        None => credited += commission,
-                    }
+                let period = period_ns.unwrap_or(0);
+                // Distributed at once when asked and possible; otherwise (a period, or no
+                // allocated stake yet) through the AVS's stream of this token, so that tokens
+                // already received are never refused.
+                if period > 0 || self.distribute(avs, token.0, *amount, now).is_err() {
+                    self.advance_stream(avs, token.0, now);
+                    let st = self
+                        .streams
+                        .entry((avs.clone(), token.0))
+                        .or_insert(Stream {
+                            undistributed: 0,
+                            last: now,
+                            end: now,
+                        });
+                    st.undistributed += amount;
+                    st.last = now;
+                    st.end = st.end.max(now.saturating_add(period));
                 }
                 *self.reward_deposited.entry(token.0).or_default() += amount;
-                *self.reward_dust.entry(token.0).or_default() += amount - credited;
                 if let Some(a) = self.avss.get_mut(avs) {
                     *a.deposited.entry(token.0).or_default() += amount;
+                }
+                Ok(Applied::Done)
+            }
+            Event::StreamsAdvanced => {
+                let keys: Vec<(String, Principal)> = self.streams.keys().cloned().collect();
+                for (avs, token) in keys {
+                    self.advance_stream(&avs, token, now);
                 }
                 Ok(Applied::Done)
             }
@@ -1188,14 +1278,16 @@ impl State {
         }
     }
 
-    /// The operator, confirmation AVS and fraction an equivocation of `node` at
-    /// (`hub`, `height`) slashes; errors when the proof cannot be used.
+    /// The operator, and the Confirmation AVSs (with their fractions) an equivocation of
+    /// `node` at (`hub`, `height`) slashes: every Confirmation AVS the operator has an
+    /// allocation to (current or pending), or the first Confirmation AVS when it has none (the
+    /// proof is still used up and recorded). Errors when the proof cannot be used.
     pub fn check_equivocation(
         &self,
         node: Principal,
         hub: Principal,
         height: u64,
-    ) -> R<(Principal, String, u32)> {
+    ) -> R<(Principal, Vec<(String, u32)>)> {
         let operator = *self
             .node_owner
             .get(&node)
@@ -1203,12 +1295,63 @@ impl State {
         if self.used_evidence.contains(&(node, hub, height)) {
             return Err(RestakingError::EvidenceAlreadyUsed);
         }
-        let (id, avs) = self
+        let confirmation: Vec<(&String, &Avs)> = self
             .avss
             .iter()
-            .find(|(_, a)| a.kind == AvsKind::Confirmation)
+            .filter(|(_, a)| a.kind == AvsKind::Confirmation)
+            .collect();
+        let (first, _) = confirmation
+            .first()
             .ok_or(RestakingError::NoConfirmationAvs)?;
-        Ok((operator, id.clone(), avs.max_slash_bps))
+        let allocated: Vec<(String, u32)> = confirmation
+            .iter()
+            .filter(|(id, _)| {
+                self.pools
+                    .range((operator, Principal::management_canister())..)
+                    .take_while(|((o, _), _)| *o == operator)
+                    .any(|(_, p)| {
+                        p.allocs
+                            .get(id.as_str())
+                            .is_some_and(|a| a.encumbered() > 0)
+                    })
+            })
+            .map(|(id, a)| ((*id).clone(), a.max_slash_bps))
+            .collect();
+        if allocated.is_empty() {
+            let bps = self.avss[first.as_str()].max_slash_bps;
+            return Ok((operator, vec![((*first).clone(), bps)]));
+        }
+        Ok((operator, allocated))
+    }
+
+    /// Validates a node registration (the checks of `NodeRegistered`) without applying it.
+    pub fn check_node_registration(
+        &self,
+        operator: Principal,
+        node: Principal,
+        scheme: u8,
+        key_name: &str,
+        public_key: &[u8],
+    ) -> R<Scheme> {
+        use RestakingError as E;
+        self.operator(operator)?;
+        check_text("key name", key_name)?;
+        let scheme = scheme_from_tag(scheme)
+            .ok_or_else(|| E::InvalidArgument(format!("unknown scheme tag {scheme}")))?;
+        if public_key.len() != scheme.public_key_len() {
+            return Err(E::InvalidArgument(format!(
+                "a {scheme} public key has {} bytes, got {}",
+                scheme.public_key_len(),
+                public_key.len()
+            )));
+        }
+        if let Some(owner) = self.node_owner.get(&node) {
+            return Err(E::NodeAlreadyRegistered {
+                node,
+                operator: *owner,
+            });
+        }
+        Ok(scheme)
     }
 
     /// The registered node, for proof verification.

@@ -8,7 +8,9 @@ use candid::{Nat, Principal};
 use icrc_ledger_types::icrc1::account::Account;
 use icrc_ledger_types::icrc1::transfer::{Memo, TransferArg, TransferError};
 use icrc_ledger_types::icrc2::transfer_from::TransferFromArgs;
-use stratros_staking_api::{HookArgs, HookError};
+use stratros_staking_api::{
+    HookArgs, HookError, HookKindView, HookView, MAX_SLASH_BATCH, SlashBatchArgs,
+};
 
 use crate::events::{AssetWeightEv, Event, P};
 use crate::model::{Applied, NANOS, OpKind, kind_tag};
@@ -26,6 +28,57 @@ thread_local! {
     /// Ops whose call is in flight (heap only: an upgrade cannot leave a call in flight
     /// that could still record anything, and every op is idempotent at its callee).
     static IN_FLIGHT: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
+    /// Hook ops whose last call to staking had no answer (it may have been applied): the next
+    /// attempt first reads `get_hook(op_id)` and settles from it without calling the hook.
+    /// Heap only: after an upgrade the hook is simply called again (idempotent per op id).
+    static UNKNOWN: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
+}
+
+fn mark_unknown(op_id: u64) {
+    UNKNOWN.with_borrow_mut(|u| u.insert(op_id));
+}
+
+fn clear_unknown(op_id: u64) {
+    UNKNOWN.with_borrow_mut(|u| u.remove(&op_id));
+}
+
+fn is_unknown(op_id: u64) -> bool {
+    UNKNOWN.with_borrow(|u| u.contains(&op_id))
+}
+
+/// Whether staking's record of `op_id` is exactly journaled op `op`.
+fn hook_matches(h: &HookView, op: &crate::model::Op) -> bool {
+    let kind = match op.kind {
+        OpKind::Lock { .. } => HookKindView::Lock,
+        OpKind::Unlock => HookKindView::Unlock,
+        OpKind::Slash => HookKindView::Slash,
+        OpKind::Payout { .. } => return false,
+    };
+    h.kind == kind && h.owner == op.owner && h.ledger == op.ledger && h.amount == op.amount
+}
+
+/// Settles hook op `op_id` from staking's record when staking applied it. `true` if settled.
+async fn settle_from_record<Rt: Runtime>(
+    rt: &Rt,
+    staking: Principal,
+    op_id: u64,
+    op: &crate::model::Op,
+) -> bool {
+    let Ok(Some(h)) = rt.staking_get_hook(staking, op_id).await else {
+        return false;
+    };
+    if !hook_matches(&h, op) {
+        return false;
+    }
+    clear_unknown(op_id);
+    let event = match op.kind {
+        OpKind::Lock { .. } => Event::LockSettled {
+            op_id,
+            accepted: true,
+        },
+        _ => Event::OpSettled { op_id },
+    };
+    log(rt, event).is_ok()
 }
 
 struct OpGuard(u64);
@@ -43,7 +96,17 @@ impl Drop for OpGuard {
 }
 
 pub fn log<Rt: Runtime>(rt: &Rt, event: Event) -> R<Applied> {
-    let (applied, root) = record(rt.time(), event)?;
+    let now = rt.time();
+    // Reward streams advance in their own event (which never fails), before the event that
+    // may depend on them: at most once a minute, and always before a claim.
+    if !matches!(event, Event::StreamsAdvanced) {
+        let force = matches!(event, Event::RewardsClaimed { .. });
+        if read_state(|s| s.streams_due(now, force)) {
+            let (_, root) = record(now, Event::StreamsAdvanced)?;
+            rt.set_certified_data(&root);
+        }
+    }
+    let (applied, root) = record(now, event)?;
     rt.set_certified_data(&root);
     Ok(applied)
 }
@@ -86,19 +149,56 @@ pub fn set_commission<Rt: Runtime>(rt: &Rt, commission_bps: u32) -> R<()> {
     .map(|_| ())
 }
 
-pub fn register_node<Rt: Runtime>(rt: &Rt, args: RegisterNodeArgs) -> R<()> {
+/// Registers a confirmation node of the caller. The node canister is asked for its scheme,
+/// key name and derived public key (`node_info`), and they must equal the arguments: the key
+/// that equivocation proofs are checked against is the one the node itself signs with, never
+/// one the operator merely claims.
+pub async fn register_node<Rt: Runtime>(rt: &Rt, args: RegisterNodeArgs) -> R<()> {
     let operator = P(caller(rt)?);
-    log(
-        rt,
-        Event::NodeRegistered {
-            operator,
-            node: P(args.node),
-            scheme: args.scheme.tag(),
-            key_name: args.key_name,
-            public_key: args.public_key.0,
-        },
-    )
-    .map(|_| ())
+    // Validate everything local first (unknown operator, taken node, bad key length).
+    read_state(|s| {
+        s.check_node_registration(
+            operator.0,
+            args.node,
+            args.scheme.tag(),
+            &args.key_name,
+            &args.public_key.0,
+        )
+    })?;
+    let info = rt.node_info(args.node).await.map_err(|e| {
+        RestakingError::InvalidArgument(format!("cannot read the node: {}", e.message))
+    })?;
+    if info.scheme != args.scheme || info.key_name != args.key_name {
+        return Err(RestakingError::InvalidArgument(format!(
+            "the node canister signs with {} / {:?}, not {} / {:?}",
+            info.scheme, info.key_name, args.scheme, args.key_name
+        )));
+    }
+    match info.public_key {
+        Some(k) if k.as_slice() == args.public_key.0.as_slice() => {}
+        Some(_) => {
+            return Err(RestakingError::InvalidArgument(
+                "the public key differs from the node canister's own".into(),
+            ));
+        }
+        None => {
+            return Err(RestakingError::InvalidArgument(
+                "the node canister has not fetched its public key yet (call its fetch_public_key)"
+                    .into(),
+            ));
+        }
+    }
+    log(rt, node_event(operator, &args)).map(|_| ())
+}
+
+fn node_event(operator: P, args: &RegisterNodeArgs) -> Event {
+    Event::NodeRegistered {
+        operator,
+        node: P(args.node),
+        scheme: args.scheme.tag(),
+        key_name: args.key_name.clone(),
+        public_key: args.public_key.0.clone(),
+    }
 }
 
 pub fn register_avs<Rt: Runtime>(rt: &Rt, args: RegisterAvsArgs) -> R<()> {
@@ -302,6 +402,10 @@ pub async fn deposit_rewards<Rt: Runtime>(rt: &Rt, args: DepositRewardsArgs) -> 
             avs: args.avs,
             token: P(args.token),
             amount,
+            period_ns: args
+                .period_seconds
+                .filter(|p| *p > 0)
+                .map(|p| p.saturating_mul(NANOS)),
         },
     )
     .map(|_| ())
@@ -361,10 +465,16 @@ pub async fn run_op<Rt: Runtime>(rt: &Rt, op_id: u64) -> R<()> {
     let staking = read_state(|s| s.config().staking);
     let pending = |message: String| RestakingError::Pending { op_id, message };
     match op.kind {
+        OpKind::Lock { .. } | OpKind::Unlock | OpKind::Slash
+            if is_unknown(op_id) && settle_from_record(rt, staking, op_id, &op).await =>
+        {
+            Ok(())
+        }
         OpKind::Lock { .. } => {
             let args = hook_args(op_id, op.owner, op.ledger, op.amount);
             match rt.staking_hook(staking, Hook::Lock, args).await {
                 Ok(Ok(_)) => {
+                    clear_unknown(op_id);
                     log(
                         rt,
                         Event::LockSettled {
@@ -387,7 +497,10 @@ pub async fn run_op<Rt: Runtime>(rt: &Rt, op_id: u64) -> R<()> {
                     )?;
                     Err(RestakingError::StakingRejected(format!("{e:?}")))
                 }
-                Err(e) => Err(pending(e.message)),
+                Err(e) => {
+                    mark_unknown(op_id);
+                    Err(pending(e.message))
+                }
             }
         }
         OpKind::Unlock | OpKind::Slash => {
@@ -399,11 +512,15 @@ pub async fn run_op<Rt: Runtime>(rt: &Rt, op_id: u64) -> R<()> {
             let args = hook_args(op_id, op.owner, op.ledger, op.amount);
             match rt.staking_hook(staking, hook, args).await {
                 Ok(Ok(_)) => {
+                    clear_unknown(op_id);
                     log(rt, Event::OpSettled { op_id })?;
                     Ok(())
                 }
                 Ok(Err(e)) => Err(pending(format!("{e:?}"))),
-                Err(e) => Err(pending(e.message)),
+                Err(e) => {
+                    mark_unknown(op_id);
+                    Err(pending(e.message))
+                }
             }
         }
         OpKind::Payout { to } => {
@@ -441,6 +558,9 @@ pub async fn run_op<Rt: Runtime>(rt: &Rt, op_id: u64) -> R<()> {
 /// positions (a batch per run), and retries journaled ops.
 pub async fn process_ops<Rt: Runtime>(rt: &Rt) {
     let now = rt.time();
+    if read_state(|s| s.streams_due(now, false)) {
+        let _ = log(rt, Event::StreamsAdvanced);
+    }
     for id in read_state(|s| s.due_slashes(now)) {
         let _ = log(rt, Event::SlashExecuted { id });
     }
@@ -461,8 +581,81 @@ pub async fn process_ops<Rt: Runtime>(rt: &Rt) {
     for id in withdrawals {
         let _ = log(rt, Event::WithdrawalSettled { id });
     }
-    let ops: Vec<u64> = read_state(|s| s.ops.keys().take(OPS_BATCH).copied().collect());
+    run_slash_batches(rt).await;
+    let ops: Vec<u64> = read_state(|s| {
+        s.ops
+            .iter()
+            .filter(|(_, op)| op.kind != OpKind::Slash)
+            .take(OPS_BATCH)
+            .map(|(id, _)| *id)
+            .collect()
+    });
     for op_id in ops {
         let _ = run_op(rt, op_id).await;
+    }
+}
+
+/// Sends journaled slash ops to staking in batches (one `restaking_slash_batch` call per
+/// asset, at most `MAX_SLASH_BATCH` ops each), so that settling N slashed positions costs
+/// N / 500 calls, not N. Each op keeps its own id: staking applies each once, and an op the
+/// batch did not settle stays journaled for the next run.
+pub async fn run_slash_batches<Rt: Runtime>(rt: &Rt) {
+    let staking = read_state(|s| s.config().staking);
+    let mut by_ledger: std::collections::BTreeMap<Principal, Vec<(u64, crate::model::Op)>> =
+        std::collections::BTreeMap::new();
+    read_state(|s| {
+        for (id, op) in s.ops.iter().filter(|(_, op)| op.kind == OpKind::Slash) {
+            let batch = by_ledger.entry(op.ledger).or_default();
+            if batch.len() < MAX_SLASH_BATCH {
+                batch.push((*id, op.clone()));
+            }
+        }
+    });
+    for (_, batch) in by_ledger {
+        // Guards before the first await: an op already in flight elsewhere is left out.
+        let mut guards = Vec::new();
+        let mut ops = Vec::new();
+        for (id, op) in batch {
+            if let Some(g) = OpGuard::take(id) {
+                guards.push(g);
+                ops.push((id, op));
+            }
+        }
+        // Ops whose last call had no answer: staking may have applied them already.
+        let mut to_send = Vec::new();
+        for (id, op) in ops {
+            if is_unknown(id) && settle_from_record(rt, staking, id, &op).await {
+                continue;
+            }
+            to_send.push((id, op));
+        }
+        if to_send.is_empty() {
+            continue;
+        }
+        let args = SlashBatchArgs {
+            slashes: to_send
+                .iter()
+                .map(|(id, op)| hook_args(*id, op.owner, op.ledger, op.amount))
+                .collect(),
+            destination: None,
+        };
+        match rt.staking_slash_batch(staking, args).await {
+            Ok(Ok(results)) => {
+                for ((id, _), r) in to_send.iter().zip(results) {
+                    if r.is_ok() {
+                        clear_unknown(*id);
+                        let _ = log(rt, Event::OpSettled { op_id: *id });
+                    }
+                }
+            }
+            // Refused as a whole (e.g. restaking not configured in staking): retried later.
+            Ok(Err(_)) => {}
+            Err(_) => {
+                for (id, _) in &to_send {
+                    mark_unknown(*id);
+                }
+            }
+        }
+        drop(guards);
     }
 }

@@ -5,7 +5,8 @@ use candid::{Nat, Principal};
 use ic_cdk::call::Call;
 use icrc_ledger_types::icrc1::transfer::{TransferArg, TransferError};
 use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
-use stratros_staking_api::{HookArgs, HookError, HookReceipt};
+use stratros_confirmation::Scheme;
+use stratros_staking_api::{HookArgs, HookError, HookReceipt, HookView, SlashBatchArgs};
 
 /// A call that produced no reply (rejected, trapped or timed out): it may or may not have run.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +56,29 @@ pub trait Runtime {
         arg: TransferFromArgs,
     ) -> Result<Result<Nat, TransferFromError>, CallError>;
     async fn fee(&self, ledger: Principal) -> Result<Nat, CallError>;
+    /// Staking's `restaking_slash_batch`: one result per slash, in order.
+    async fn staking_slash_batch(
+        &self,
+        staking: Principal,
+        args: SlashBatchArgs,
+    ) -> Result<Result<Vec<Result<HookReceipt, HookError>>, HookError>, CallError>;
+    /// Staking's `get_hook`: what it applied for an op id (a read, no side effect).
+    async fn staking_get_hook(
+        &self,
+        staking: Principal,
+        op_id: u64,
+    ) -> Result<Option<HookView>, CallError>;
+    /// The confirmation node canister's own account of itself (`node_info`).
+    async fn node_info(&self, node: Principal) -> Result<NodeInfo, CallError>;
+}
+
+/// The fields of the confirmation node's `node_info` reply that restaking checks (Candid
+/// ignores the others).
+#[derive(Clone, Debug, PartialEq, Eq, candid::CandidType, serde::Deserialize)]
+pub struct NodeInfo {
+    pub scheme: Scheme,
+    pub key_name: String,
+    pub public_key: Option<serde_bytes::ByteBuf>,
 }
 
 pub struct IcRuntime;
@@ -119,6 +143,34 @@ impl Runtime for IcRuntime {
         arg: TransferFromArgs,
     ) -> Result<Result<Nat, TransferFromError>, CallError> {
         call(ledger, "icrc2_transfer_from", &arg).await
+    }
+
+    async fn staking_slash_batch(
+        &self,
+        staking: Principal,
+        args: SlashBatchArgs,
+    ) -> Result<Result<Vec<Result<HookReceipt, HookError>>, HookError>, CallError> {
+        call(staking, "restaking_slash_batch", &args).await
+    }
+
+    async fn staking_get_hook(
+        &self,
+        staking: Principal,
+        op_id: u64,
+    ) -> Result<Option<HookView>, CallError> {
+        call(staking, "get_hook", &op_id).await
+    }
+
+    async fn node_info(&self, node: Principal) -> Result<NodeInfo, CallError> {
+        let response = Call::bounded_wait(node, "node_info")
+            .with_args(&())
+            .await
+            .map_err(|e| CallError {
+                message: format!("node_info: {e}"),
+            })?;
+        response.candid::<NodeInfo>().map_err(|e| CallError {
+            message: format!("node_info: cannot decode the reply: {e}"),
+        })
     }
 
     async fn fee(&self, ledger: Principal) -> Result<Nat, CallError> {

@@ -738,6 +738,7 @@ fn should_pay_commission_then_delegators_pro_rata_weighted_per_asset() {
         avs: "da".into(),
         token: P(reward_token()),
         amount: 60_000,
+        period_ns: None,
     });
     let owed = |t: &T, who| {
         t.s.staker_view(who, t.now)
@@ -769,6 +770,7 @@ fn should_claim_all_tokens_of_all_operators_in_one_call_to_a_recipient() {
             avs: avs.into(),
             token: P(reward_token()),
             amount: 10_000,
+            period_ns: None,
         });
     }
     let Applied::Claimed(paid) = t.ok(Event::RewardsClaimed {
@@ -791,15 +793,69 @@ fn should_claim_all_tokens_of_all_operators_in_one_call_to_a_recipient() {
 }
 
 #[test]
-fn should_reject_rewards_when_no_stake_is_allocated() {
+fn should_hold_rewards_deposited_before_any_allocation_until_stake_is_allocated() {
     let mut t = T::new();
-    let e = t.err(Event::RewardsDeposited {
+    t.ok(Event::RewardsDeposited {
         from: P(p(50)),
         avs: "da".into(),
         token: P(reward_token()),
-        amount: 10,
+        amount: 10_000,
+        period_ns: None,
     });
-    assert_eq!(e, RestakingError::NoAllocatedStake);
+    t.advance(DAY_NS);
+    t.ok(Event::StreamsAdvanced);
+    assert_eq!(t.s.streams.len(), 1, "nothing allocated: the stream pauses");
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    t.allocate(op1(), "da", cketh(), 10_000);
+    t.advance(DAY_NS);
+    t.ok(Event::StreamsAdvanced);
+    assert!(t.s.streams.is_empty());
+    let owed: u128 =
+        t.s.rewards
+            .iter()
+            .filter(|((_, tok), _)| *tok == reward_token())
+            .map(|(_, v)| *v)
+            .sum::<u128>()
+            + t.s
+                .staker_view(staker(1), t.now)
+                .pending_rewards
+                .iter()
+                .map(|r| u128::try_from(&r.amount.0).unwrap_or(0))
+                .sum::<u128>();
+    assert!(owed <= 10_000 && owed + 2 >= 10_000, "{owed}");
+    t.check_replay();
+}
+
+#[test]
+fn should_stream_a_deposit_linearly_over_its_period_and_pay_all_of_it_by_the_end() {
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    t.allocate(op1(), "da", cketh(), 10_000);
+    t.advance(DAY_NS);
+    t.ok(Event::RewardsDeposited {
+        from: P(p(50)),
+        avs: "da".into(),
+        token: P(reward_token()),
+        amount: 1_000_001,
+        period_ns: Some(10 * DAY_NS),
+    });
+    let distributed = |t: &T| {
+        t.s.reward_deposited[&reward_token()]
+            - t.s.streams.values().map(|s| s.undistributed).sum::<u128>()
+    };
+    assert_eq!(distributed(&t), 0);
+    t.advance(5 * DAY_NS);
+    t.ok(Event::StreamsAdvanced);
+    // Half of it, rounded down: the odd unit stays in the stream.
+    assert_eq!(distributed(&t), 500_000);
+    t.advance(3 * DAY_NS);
+    t.ok(Event::StreamsAdvanced);
+    assert_eq!(distributed(&t), 500_000 + 300_000);
+    t.advance(5 * DAY_NS);
+    t.ok(Event::StreamsAdvanced);
+    assert_eq!(distributed(&t), 1_000_001);
+    assert!(t.s.streams.is_empty());
+    t.check_replay();
 }
 
 #[derive(Clone, Debug)]
@@ -868,7 +924,7 @@ proptest! {
                         t.ok(Event::SlashExecuted { id });
                     }
                 }
-                Step::Reward(a) => { let _ = t.apply(Event::RewardsDeposited { from: P(p(50)), avs: "da".into(), token: P(reward_token()), amount: a }); }
+                Step::Reward(a) => { let _ = t.apply(Event::RewardsDeposited { from: P(p(50)), avs: "da".into(), token: P(reward_token()), amount: a, period_ns: None }); }
                 Step::Cancel(i) => { if let Some((id, w)) = t.s.withdrawals.iter().nth(usize::from(i)).map(|(id, w)| (*id, w.staker)) { t.ok(Event::WithdrawalCancelled { staker: P(w), id }); } }
                 Step::Complete(i) => { if let Some(id) = t.s.withdrawals.keys().nth(usize::from(i)).copied() { let _ = t.apply(Event::WithdrawalCompleted { id }); } }
                 Step::Advance(ns) => t.advance(ns),

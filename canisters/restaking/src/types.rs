@@ -101,6 +101,10 @@ pub struct DepositRewardsArgs {
     pub avs: String,
     pub token: Principal,
     pub amount: Nat,
+    /// Stream the deposit linearly over this many seconds (added to what the AVS's stream of
+    /// this token still holds, which then ends at the later of the two ends); `None` or 0:
+    /// distributed at once.
+    pub period_seconds: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]

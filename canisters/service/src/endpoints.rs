@@ -7,9 +7,11 @@ use ic_http_certification::{HttpRequest, HttpResponse};
 
 use crate::runtime::IcRuntime;
 use crate::state::read_state;
+use stratros_confirmation::hub::RecordProof;
+
 use crate::types::{
     AddError, AdminError, Arg, ConfigUpdate, ConfirmedRecord, ListRecordsArgs, ReadError,
-    RecordBody, RecordPage, RecordView, ServiceStatus, TickReport,
+    ReceiptRelayError, RecordBody, RecordPage, RecordView, ServiceStatus, TickReport,
 };
 use crate::{lifecycle, records};
 
@@ -48,6 +50,14 @@ async fn tick() -> TickReport {
 #[update]
 async fn read_confirmed(service: Principal, id: u64) -> Result<ConfirmedRecord, ReadError> {
     records::read_confirmed(&IcRuntime, service, id).await
+}
+
+/// The hub's proof of a confirmed record (leaf, Merkle path, header, node confirmations),
+/// relayed from the hub. With the hub's `get_header_certificate(height)` query (the IC
+/// certificate and the header's witness) it is a full receipt for `stratros verify`.
+#[update]
+async fn get_receipt(id: u64) -> Result<RecordProof, ReceiptRelayError> {
+    records::get_receipt(&IcRuntime, id).await
 }
 
 #[update]

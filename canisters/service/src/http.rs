@@ -17,7 +17,10 @@ use ic_http_certification::{
     HttpCertificationTree, HttpCertificationTreeEntry, HttpResponse, StatusCode,
 };
 
-use crate::types::{RecordStatus, RecordView, ServiceStatus};
+use serde::Serialize;
+use stratros_confirmation::Hash32;
+
+use crate::types::{RecordBody, RecordStatus, RecordView, ServiceStatus};
 
 /// The path of the fallback (404) response: a wildcard over every path.
 const NOT_FOUND_PATH: &str = "";
@@ -28,6 +31,15 @@ fn cel() -> DefaultResponseOnlyCelExpression<'static> {
             vec![],
         ))
         .build()
+}
+
+thread_local! {
+    /// Built once per heap: every page has the same expression.
+    static CEL: (DefaultResponseOnlyCelExpression<'static>, String) = {
+        let cel = cel();
+        let text = cel.to_string();
+        (cel, text)
+    };
 }
 
 struct Page {
@@ -71,26 +83,24 @@ fn make_page(
     content_type: &str,
     body: Vec<u8>,
 ) -> Page {
-    let cel = cel();
-    let response = HttpResponse::builder()
-        .with_status_code(status)
-        .with_headers(vec![
-            ("content-type".to_string(), content_type.to_string()),
-            ("cache-control".to_string(), "no-cache".to_string()),
-            (
-                CERTIFICATE_EXPRESSION_HEADER_NAME.to_string(),
-                cel.to_string(),
-            ),
-        ])
-        .with_body(body)
-        .build();
-    let certification = HttpCertification::response_only(&cel, &response, None)
-        .unwrap_or_else(|e| panic!("BUG: cannot certify a response: {e}"));
-    Page {
-        path,
-        response,
-        certification,
-    }
+    CEL.with(|(cel, text)| {
+        let response = HttpResponse::builder()
+            .with_status_code(status)
+            .with_headers(vec![
+                ("content-type".to_string(), content_type.to_string()),
+                ("cache-control".to_string(), "no-cache".to_string()),
+                (CERTIFICATE_EXPRESSION_HEADER_NAME.to_string(), text.clone()),
+            ])
+            .with_body(body)
+            .build();
+        let certification = HttpCertification::response_only(cel, &response, None)
+            .unwrap_or_else(|e| panic!("BUG: cannot certify a response: {e}"));
+        Page {
+            path,
+            response,
+            certification,
+        }
+    })
 }
 
 impl CertifiedPages {
@@ -158,29 +168,52 @@ impl CertifiedPages {
     }
 }
 
-/// The JSON document of a record: the record, and where its receipt is.
-fn record_json(r: &RecordView) -> serde_json::Value {
-    let receipt = r.hub_record_id.map(|id| {
-        serde_json::json!({
-            "hub": r.hub.to_text(),
-            "record_id": id,
-            "how": "query get_receipt(record_id) on the hub; verify with `stratros verify`",
-        })
-    });
-    serde_json::json!({
-        "id": r.id,
-        "author": r.author.to_text(),
-        "created_at_nanos": r.created_at_nanos,
-        "kind": r.body.hub_kind(),
-        "body": r.body,
-        "content_hash": r.content_hash,
-        "reference": r.reference,
-        "hub": r.hub.to_text(),
-        "hub_record_id": r.hub_record_id,
-        "status": status_name(&r.status),
-        "status_detail": r.status,
-        "receipt": receipt,
-    })
+#[derive(Serialize)]
+struct ReceiptJson {
+    hub: String,
+    record_id: u64,
+    how: &'static str,
+}
+
+/// The JSON document of a record: the record, and where its receipt is. A struct rather than
+/// `serde_json::json!`: no intermediate `Value` tree (this runs for every record change).
+#[derive(Serialize)]
+struct RecordJson<'a> {
+    id: u64,
+    author: String,
+    created_at_nanos: u64,
+    kind: &'static str,
+    body: &'a RecordBody,
+    content_hash: &'a Hash32,
+    reference: &'a str,
+    hub: String,
+    hub_record_id: Option<u64>,
+    status: &'static str,
+    status_detail: &'a RecordStatus,
+    receipt: Option<ReceiptJson>,
+}
+
+fn record_json(r: &RecordView) -> RecordJson<'_> {
+    RecordJson {
+        id: r.id,
+        author: r.author.to_text(),
+        created_at_nanos: r.created_at_nanos,
+        kind: r.body.hub_kind(),
+        body: &r.body,
+        content_hash: &r.content_hash,
+        reference: &r.reference,
+        hub: r.hub.to_text(),
+        hub_record_id: r.hub_record_id,
+        status: status_name(&r.status),
+        status_detail: &r.status,
+        receipt: r.hub_record_id.map(|id| ReceiptJson {
+            hub: r.hub.to_text(),
+            record_id: id,
+            how: "get_receipt(id) on this service relays the hub's proof; the hub's query \
+                  get_header_certificate(height) adds the certificate; or query the hub's \
+                  get_receipt(record_id); verify with `stratros verify`",
+        }),
+    }
 }
 
 pub fn status_name(s: &RecordStatus) -> &'static str {
@@ -211,6 +244,13 @@ fn status_html(s: &ServiceStatus) -> String {
          <tr><th>sealed</th><td>{sealed}</td></tr>\
          <tr><th>confirmed</th><td>{confirmed}</td></tr>\
          <tr><th>refused</th><td>{refused}</td></tr></table>\
+         <h2>Hub fees</h2><table>\
+         <tr><th>fee ledger</th><td>{ledger}</td></tr>\
+         <tr><th>fee per record</th><td>{fee}</td></tr>\
+         <tr><th>hub credit</th><td>{credit}</td></tr>\
+         <tr><th>topped up</th><td>{topped_up}</td></tr>\
+         <tr><th>top-up under way</th><td>{top_up}</td></tr>\
+         <tr><th>last fee error</th><td>{fee_error}</td></tr></table>\
          <p>Records: <code>/records/&lt;id&gt;</code> (JSON). Status: <code>/status</code> (JSON).</p>\
          </body></html>",
         name = escape(&s.name),
@@ -223,5 +263,14 @@ fn status_html(s: &ServiceStatus) -> String {
         sealed = s.sealed,
         confirmed = s.confirmed,
         refused = s.refused,
+        ledger = s.fees.ledger.map_or("none".to_string(), |l| l.to_text()),
+        fee = s.fees.fee_per_record,
+        credit = s.fees.hub_credit,
+        topped_up = s.fees.topped_up,
+        top_up = s
+            .fees
+            .top_up_in_progress
+            .map_or("none".to_string(), |a| a.to_string()),
+        fee_error = escape(s.fees.last_error.as_deref().unwrap_or("none")),
     )
 }

@@ -5,9 +5,10 @@
 //! its confirmation, reads other services' confirmed records and serves everything through
 //! certified HTTP. See the README.
 
+pub mod encoding;
 mod endpoints;
+pub mod fees;
 pub mod http;
-pub mod hub;
 pub mod lifecycle;
 pub mod records;
 pub mod runtime;
@@ -22,6 +23,8 @@ pub use types::*;
 use candid::Principal;
 #[allow(unused_imports)]
 use ic_http_certification::{HttpRequest, HttpResponse};
+#[allow(unused_imports)]
+use stratros_confirmation::hub::RecordProof;
 
 ic_cdk::export_candid!();
 

@@ -60,6 +60,7 @@ pub fn init<R: Runtime>(rt: &R, arg: Arg) -> Result<(), String> {
             return Err(format!("the {what} must have 1 to {MAX_NAME_LEN} bytes"));
         }
     }
+    let credit_records = args.config.as_ref().and_then(|c| c.credit_records);
     let config = apply(&Config::default(), args.config)?;
     let mut writers = args.writers;
     writers.sort();
@@ -74,6 +75,10 @@ pub fn init<R: Runtime>(rt: &R, arg: Arg) -> Result<(), String> {
         scan_height: 0,
         refused: 0,
     }));
+    if let Some(n) = credit_records {
+        mutate_state(|s| s.mutate_fees(|f| f.credit_records = n));
+    }
+    mutate_state(|s| s.certify_pages());
     rt.set_certified_data(&read_state(|s| s.certified_root()));
     Ok(())
 }
@@ -92,7 +97,11 @@ pub fn post_upgrade<R: Runtime>(rt: &R, arg: Option<Arg>) -> Result<(), String> 
             if let Some(hub) = u.hub {
                 check_principal("hub", hub)?;
             }
-            (u.hub, Some(apply(state.config(), u.config)?))
+            let credit_records = u.config.as_ref().and_then(|c| c.credit_records);
+            (
+                u.hub,
+                Some((apply(state.config(), u.config)?, credit_records)),
+            )
         }
         None => (None, None),
     };
@@ -101,10 +110,14 @@ pub fn post_upgrade<R: Runtime>(rt: &R, arg: Option<Arg>) -> Result<(), String> 
         if let Some(hub) = hub {
             s.set_hub(hub);
         }
-        if let Some(config) = config {
+        if let Some((config, credit_records)) = config {
             s.set_config(config);
+            if let Some(n) = credit_records {
+                s.mutate_fees(|f| f.credit_records = n);
+            }
         }
     });
+    mutate_state(|s| s.certify_pages());
     rt.set_certified_data(&read_state(|s| s.certified_root()));
     Ok(())
 }
@@ -122,7 +135,7 @@ fn check_owner<R: Runtime>(rt: &R) -> Result<(), AdminError> {
 pub fn add_writer<R: Runtime>(rt: &R, writer: Principal) -> Result<(), AdminError> {
     check_owner(rt)?;
     mutate_state(|s| s.add_writer(writer));
-    rt.set_certified_data(&read_state(|s| s.certified_root()));
+    crate::records::certify(rt);
     Ok(())
 }
 
@@ -130,16 +143,22 @@ pub fn add_writer<R: Runtime>(rt: &R, writer: Principal) -> Result<(), AdminErro
 pub fn remove_writer<R: Runtime>(rt: &R, writer: Principal) -> Result<(), AdminError> {
     check_owner(rt)?;
     mutate_state(|s| s.remove_writer(writer));
-    rt.set_certified_data(&read_state(|s| s.certified_root()));
+    crate::records::certify(rt);
     Ok(())
 }
 
 /// Owner or controller: changes the configuration.
 pub fn set_config<R: Runtime>(rt: &R, update: ConfigUpdate) -> Result<(), AdminError> {
     check_owner(rt)?;
+    let credit_records = update.credit_records;
     let config =
         read_state(|s| apply(s.config(), Some(update))).map_err(AdminError::InvalidConfig)?;
-    mutate_state(|s| s.set_config(config));
-    rt.set_certified_data(&read_state(|s| s.certified_root()));
+    mutate_state(|s| {
+        s.set_config(config);
+        if let Some(n) = credit_records {
+            s.mutate_fees(|f| f.credit_records = n);
+        }
+    });
+    crate::records::certify(rt);
     Ok(())
 }

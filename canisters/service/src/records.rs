@@ -1,16 +1,20 @@
 //! Records: validation, storage, forwarding to the hub, confirmation tracking, and reading
 //! other services' confirmed records.
 
-use candid::{Encode, Principal};
+use candid::Principal;
 use sha2::{Digest, Sha256};
 use stratros_confirmation::Hash32;
 
-use crate::hub::{ListBatchesArgs, MAX_BATCH_PAGE, RecordInput, SubmitError};
+use stratros_confirmation::hub::{ListBatchesArgs, MAX_BATCH_PAGE, RecordProof, SubmitError};
+use stratros_confirmation::merkle::verify_proof;
+use stratros_confirmation::{RecordInput, header_hash, leaf_hash};
+
 use crate::runtime::{CallError, Runtime};
 use crate::state::{mutate_state, read_state, reference};
 use crate::storage::StoredRecord;
 use crate::types::{
-    AddError, ConfirmedRecord, ReadError, RecordBody, RecordStatus, RecordView, TickReport,
+    AddError, ConfirmedRecord, ReadError, ReceiptRelayError, RecordBody, RecordStatus, RecordView,
+    TickReport,
 };
 
 /// Domain separator of [`content_hash`].
@@ -22,7 +26,7 @@ const MAX_SCAN_PAGES: u32 = 5;
 /// The hash the hub confirms for a record: SHA-256 of the domain separator and the Candid
 /// encoding of the body (deterministic for a given value).
 pub fn content_hash(body: &RecordBody) -> Hash32 {
-    let bytes = Encode!(body).unwrap_or_else(|e| panic!("BUG: cannot encode a record body: {e}"));
+    let bytes = crate::encoding::candid_body(body);
     let mut h = Sha256::new();
     h.update(CONTENT_HASH_DOMAIN);
     h.update(&bytes);
@@ -122,12 +126,13 @@ pub async fn add_records<R: Runtime>(
             });
             ids.push(id);
         }
-        s.refresh_status_page();
         Ok(ids)
     })?;
-    rt.set_certified_data(&read_state(|s| s.certified_root()));
+    // The new records' pages are certified once, after the hub's answer (in the callback),
+    // not also now: between the two, `/records/<id>` answers the certified 404.
     let mut report = TickReport::default();
     submit_pending(rt, &mut report).await;
+    certify(rt);
     reschedule(rt);
     Ok(read_state(|s| {
         ids.iter().filter_map(|id| s.view(*id)).collect()
@@ -156,8 +161,10 @@ fn mark_failed(r: &mut StoredRecord, error: &str) {
 
 /// Submits every pending record not already in a call, in batches of `max_records_per_call`.
 /// The hub deduplicates by `reference`, so a retry after an unknown outcome never creates a
-/// second hub record.
+/// second hub record. A submission the hub refuses for lack of fee credit leaves its records
+/// `Pending` (the reason in `last_error`), tops the credit up once, and goes on if that worked.
 pub async fn submit_pending<R: Runtime>(rt: &R, report: &mut TickReport) {
+    let mut topped_up = false;
     loop {
         let (batch, hub) = mutate_state(|s| {
             let limit = s.config().max_records_per_call as usize;
@@ -169,13 +176,17 @@ pub async fn submit_pending<R: Runtime>(rt: &R, report: &mut TickReport) {
         let inputs: Vec<RecordInput> = batch.iter().map(input).collect();
         let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
         let result = rt.hub_submit(hub, inputs).await;
-        let progressed = mutate_state(|s| {
+        let progressed: (bool, Option<u128>) = mutate_state(|s| {
             s.release(&ids);
             // Records re-read: an upgrade of the hub id or a concurrent update may have happened.
             let mut records: Vec<StoredRecord> =
                 ids.iter().filter_map(|id| s.record(*id)).collect();
+            let previous: Vec<RecordStatus> = records.iter().map(|r| r.status.clone()).collect();
+            let mut short_of = None;
             let progressed = match result {
                 Ok(Ok(submitted)) if submitted.len() == records.len() => {
+                    let new = submitted.iter().filter(|s| !s.duplicate).count() as u64;
+                    s.mutate_fees(|f| f.note_charged(new));
                     for (r, sub) in records.iter_mut().zip(submitted) {
                         r.hub = hub;
                         r.hub_record_id = Some(sub.id);
@@ -183,6 +194,16 @@ pub async fn submit_pending<R: Runtime>(rt: &R, report: &mut TickReport) {
                     }
                     report.submitted += records.len() as u64;
                     true
+                }
+                Ok(Err(SubmitError::InsufficientCredit { needed, available })) => {
+                    let e = format!(
+                        "the hub's fee credit does not cover these records (needs {needed}, \
+                         has {available}): waiting for a top-up from the service's ledger account"
+                    );
+                    records.iter_mut().for_each(|r| mark_failed(r, &e));
+                    report.errors.push(e);
+                    short_of = Some(needed);
+                    false
                 }
                 Ok(Ok(submitted)) => {
                     let e = format!(
@@ -223,15 +244,23 @@ pub async fn submit_pending<R: Runtime>(rt: &R, report: &mut TickReport) {
                     false
                 }
             };
-            for r in records {
-                s.update(r);
+            for (r, previous) in records.into_iter().zip(previous) {
+                s.update(&previous, r);
             }
-            s.refresh_status_page();
-            progressed
+            (progressed, short_of)
         });
-        rt.set_certified_data(&read_state(|s| s.certified_root()));
-        if !progressed {
-            return;
+        certify(rt);
+        match progressed {
+            (true, _) => {}
+            (false, Some(needed)) if !topped_up => {
+                topped_up = true;
+                let covered = crate::fees::top_up(rt, needed).await;
+                certify(rt);
+                if !covered {
+                    return;
+                }
+            }
+            (false, _) => return,
         }
     }
 }
@@ -285,8 +314,8 @@ pub async fn scan_confirmations<R: Runtime>(rt: &R, report: &mut TickReport) {
                         if matches!(status, RecordStatus::Confirmed { .. }) {
                             report.newly_confirmed += 1;
                         }
-                        r.status = status;
-                        s.update(r);
+                        let previous = std::mem::replace(&mut r.status, status);
+                        s.update(&previous, r);
                     }
                 }
                 if batch.confirmed_at_nanos.is_some() && all_confirmed_so_far {
@@ -296,9 +325,8 @@ pub async fn scan_confirmations<R: Runtime>(rt: &R, report: &mut TickReport) {
                 }
             }
             s.set_scan_height(next_scan);
-            s.refresh_status_page();
         });
-        rt.set_certified_data(&read_state(|s| s.certified_root()));
+        certify(rt);
         if !full || !read_state(|s| s.has_unconfirmed()) {
             break;
         }
@@ -306,11 +334,18 @@ pub async fn scan_confirmations<R: Runtime>(rt: &R, report: &mut TickReport) {
     mutate_state(|s| s.end_scan());
 }
 
+/// Certifies the pages changed by this message and sets the certified data to the new root.
+pub fn certify<R: Runtime>(rt: &R) {
+    if mutate_state(|s| s.certify_pages()) {
+        rt.set_certified_data(&read_state(|s| s.certified_root()));
+    }
+}
+
 /// Re-arms the timer while anything waits: pending submissions or unconfirmed records.
 pub fn reschedule<R: Runtime>(rt: &R) {
     let (work, delay) = read_state(|s| {
         (
-            s.has_pending() || s.has_unconfirmed(),
+            s.has_pending() || s.has_unconfirmed() || s.fees().top_up.is_some(),
             s.config().retry_seconds,
         )
     });
@@ -323,6 +358,10 @@ pub fn reschedule<R: Runtime>(rt: &R) {
 /// the hub for confirmations.
 pub async fn tick<R: Runtime>(rt: &R) -> TickReport {
     let mut report = TickReport::default();
+    if read_state(|s| s.fees().wants_top_up()) {
+        crate::fees::top_up(rt, 0).await;
+        certify(rt);
+    }
     submit_pending(rt, &mut report).await;
     scan_confirmations(rt, &mut report).await;
     report.still_pending = read_state(|s| s.status().pending);
@@ -338,9 +377,78 @@ fn call_failed(canister: Principal, e: CallError) -> ReadError {
     }
 }
 
+/// Checks the hub's proof for a record another service (`service`) claims: the hub's record
+/// is that service's record (submitter, reference, content hash), its leaf hash is the leaf of
+/// that record, the Merkle path leads from the leaf to the batch's root, and the batch is the
+/// claimed one (height, header hash).
+pub fn check_proof(
+    proof: &RecordProof,
+    service: Principal,
+    record: &RecordView,
+    height: u64,
+    claimed_header_hash: &Hash32,
+) -> Result<(), String> {
+    let r = &proof.record;
+    if Some(r.id) != record.hub_record_id {
+        return Err(format!("the hub's proof is for record {}", r.id));
+    }
+    if r.submitter != service || r.reference != record.reference {
+        return Err("the hub's record was submitted by another service or reference".into());
+    }
+    if r.content_hash != record.content_hash {
+        return Err("the hub's record has another content hash".into());
+    }
+    if leaf_hash(r) != proof.leaf_hash {
+        return Err("the leaf hash is not the hash of the record".into());
+    }
+    let header = &proof.header;
+    if !verify_proof(
+        &header.merkle_root,
+        &proof.leaf_hash,
+        proof.leaf_index,
+        header.leaf_count,
+        &proof.proof,
+    ) {
+        return Err("the record is not a leaf of the batch's Merkle root".into());
+    }
+    if header.height != height
+        || header_hash(header) != proof.header_hash
+        || proof.header_hash != *claimed_header_hash
+    {
+        return Err(format!("batch {height} has another header at the hub"));
+    }
+    Ok(())
+}
+
+/// The hub's proof for local record `id` (leaf, Merkle path, header, confirmations), relayed:
+/// with the hub's `get_header_certificate(height)` (a query) it is a full receipt.
+pub async fn get_receipt<R: Runtime>(rt: &R, id: u64) -> Result<RecordProof, ReceiptRelayError> {
+    let record = read_state(|s| s.record(id)).ok_or(ReceiptRelayError::UnknownRecord { id })?;
+    let hub_id = match (&record.status, record.hub_record_id) {
+        (RecordStatus::Confirmed { .. }, Some(hub_id)) => hub_id,
+        (status, _) => {
+            return Err(ReceiptRelayError::NotConfirmed {
+                status: status.clone(),
+            });
+        }
+    };
+    match rt.hub_record_proof(record.hub, hub_id).await {
+        Ok(Ok(proof)) => Ok(proof),
+        Ok(Err(e)) => Err(ReceiptRelayError::Hub {
+            message: format!("{e:?}"),
+        }),
+        Err(e) => Err(ReceiptRelayError::CallFailed {
+            reject_code: e.reject_code,
+            message: e.message,
+        }),
+    }
+}
+
 /// Reads record `id` of another service and checks, with this service's own hub, that it is
-/// confirmed: the hub's batch at the claimed height is confirmed, has the claimed header hash
-/// and holds the claimed hub record id; and the content hash matches the body.
+/// confirmed: the hub's proof shows the record (submitter, reference, content hash) as a leaf
+/// of the claimed batch's Merkle root, the batch is confirmed (the hub serves proofs of
+/// confirmed batches only) with the claimed header hash; and the content hash matches the
+/// body.
 pub async fn read_confirmed<R: Runtime>(
     rt: &R,
     service: Principal,
@@ -373,26 +481,21 @@ pub async fn read_confirmed<R: Runtime>(
     let hub_id = record.hub_record_id.ok_or_else(|| ReadError::HubMismatch {
         message: "a confirmed record without a hub record id".to_string(),
     })?;
-    let batch = rt
-        .hub_get_batch(hub, height)
+    let proof = rt
+        .hub_record_proof(hub, hub_id)
         .await
         .map_err(|e| call_failed(hub, e))?
         .map_err(|e| ReadError::HubMismatch {
-            message: format!("the hub has no batch {height}: {e:?}"),
+            message: format!("the hub has no confirmed record {hub_id}: {e:?}"),
         })?;
-    let confirmed_at_nanos = batch.confirmed_at_nanos.ok_or(ReadError::HubMismatch {
-        message: format!("batch {height} is not confirmed at the hub"),
-    })?;
-    if batch.header_hash != header_hash {
-        return Err(ReadError::HubMismatch {
-            message: format!("batch {height} has another header hash at the hub"),
-        });
-    }
-    if hub_id < batch.header.first_record_id || hub_id > batch.header.last_record_id {
-        return Err(ReadError::HubMismatch {
-            message: format!("hub record {hub_id} is not in batch {height}"),
-        });
-    }
+    check_proof(&proof, service, &record, height, &header_hash)
+        .map_err(|message| ReadError::HubMismatch { message })?;
+    let confirmed_at_nanos = match record.status {
+        RecordStatus::Confirmed {
+            confirmed_at_nanos, ..
+        } => confirmed_at_nanos,
+        _ => 0,
+    };
     Ok(ConfirmedRecord {
         service,
         record,

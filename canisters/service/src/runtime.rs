@@ -1,12 +1,15 @@
 //! What the service's logic needs from the IC, behind a trait so that the logic runs natively
 //! in unit tests with a stub.
 
-use candid::Principal;
+use candid::{Nat, Principal};
 use ic_cdk::call::{Call, CallFailed, CandidDecodeFailed};
-
-use crate::hub::{
-    Batch, BatchError, BatchPage, ListBatchesArgs, RecordInput, SubmitError, Submitted,
+use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
+use stratros_confirmation::RecordInput;
+use stratros_confirmation::hub::{
+    BatchPage, DepositFeesArgs, FeeAccount, FeeDeposit, FeeError, ListBatchesArgs, ReceiptError,
+    RecordProof, SubmitError, Submitted,
 };
+
 use crate::types::RecordView;
 
 /// Why an inter-canister call produced no answer.
@@ -45,11 +48,25 @@ pub trait Runtime {
         hub: Principal,
         args: ListBatchesArgs,
     ) -> Result<BatchPage, CallError>;
-    async fn hub_get_batch(
+    /// The hub's `get_record_proof` (leaf, Merkle path, header, confirmations).
+    async fn hub_record_proof(
         &self,
         hub: Principal,
-        height: u64,
-    ) -> Result<Result<Batch, BatchError>, CallError>;
+        id: u64,
+    ) -> Result<Result<RecordProof, ReceiptError>, CallError>;
+    /// The service's own fee account at the hub.
+    async fn hub_fee_account(&self, hub: Principal) -> Result<FeeAccount, CallError>;
+    async fn hub_deposit_fees(
+        &self,
+        hub: Principal,
+        args: DepositFeesArgs,
+    ) -> Result<Result<FeeDeposit, FeeError>, CallError>;
+    async fn ledger_fee(&self, ledger: Principal) -> Result<u128, CallError>;
+    async fn ledger_approve(
+        &self,
+        ledger: Principal,
+        args: ApproveArgs,
+    ) -> Result<Result<Nat, ApproveError>, CallError>;
     async fn service_get_record(
         &self,
         service: Principal,
@@ -148,12 +165,45 @@ impl Runtime for IcRuntime {
         call(hub, "list_batches", (args,)).await
     }
 
-    async fn hub_get_batch(
+    async fn hub_record_proof(
         &self,
         hub: Principal,
-        height: u64,
-    ) -> Result<Result<Batch, BatchError>, CallError> {
-        call(hub, "get_batch", (height,)).await
+        id: u64,
+    ) -> Result<Result<RecordProof, ReceiptError>, CallError> {
+        call(hub, "get_record_proof", (id,)).await
+    }
+
+    async fn hub_fee_account(&self, hub: Principal) -> Result<FeeAccount, CallError> {
+        call(
+            hub,
+            "get_fee_account",
+            (Some(ic_cdk::api::canister_self()),),
+        )
+        .await
+    }
+
+    async fn hub_deposit_fees(
+        &self,
+        hub: Principal,
+        args: DepositFeesArgs,
+    ) -> Result<Result<FeeDeposit, FeeError>, CallError> {
+        call(hub, "deposit_fees", (args,)).await
+    }
+
+    async fn ledger_fee(&self, ledger: Principal) -> Result<u128, CallError> {
+        let fee: Nat = call(ledger, "icrc1_fee", ()).await?;
+        u128::try_from(&fee.0).map_err(|_| CallError {
+            reject_code: None,
+            message: format!("the ledger fee {fee} does not fit 128 bits"),
+        })
+    }
+
+    async fn ledger_approve(
+        &self,
+        ledger: Principal,
+        args: ApproveArgs,
+    ) -> Result<Result<Nat, ApproveError>, CallError> {
+        call(ledger, "icrc2_approve", (args,)).await
     }
 
     async fn service_get_record(

@@ -5,9 +5,11 @@ use std::collections::BTreeSet;
 
 use candid::Principal;
 
+use crate::fees::FeeState;
 use crate::http::CertifiedPages;
 use crate::storage::{
-    self, HubIdMap, Meta, MetaCell, OpenSet, RecordMap, StoredMeta, StoredRecord,
+    self, Counts, CountsCell, FeesCell, HubIdMap, Meta, MetaCell, OpenSet, PendingSet, RecordMap,
+    StoredFees, StoredMeta, StoredRecord,
 };
 use crate::types::{Config, RecordStatus, RecordView, ServiceStatus};
 
@@ -17,8 +19,17 @@ pub struct State {
     records: RecordMap,
     open: OpenSet,
     hub_ids: HubIdMap,
+    pending: PendingSet,
+    counts_cell: CountsCell,
+    counts: Counts,
+    fees_cell: FeesCell,
+    fees: FeeState,
     /// Certified HTTP responses (heap; rebuilt after an upgrade).
     pages: CertifiedPages,
+    /// Records whose page is not re-certified yet, and whether the status pages are stale:
+    /// pages are certified once per message ([`State::certify_pages`]), not once per change.
+    dirty_records: BTreeSet<u64>,
+    status_dirty: bool,
     /// Records in a `submit` call right now (heap only: after an upgrade their calls can no
     /// longer record anything, and a retry is deduplicated by the hub).
     in_flight: BTreeSet<u64>,
@@ -57,23 +68,89 @@ impl State {
     }
 
     fn open(meta_cell: MetaCell, meta: Meta) -> State {
+        let counts_cell = storage::open_counts();
+        let counts = *counts_cell.get();
+        let fees_cell = storage::open_fees();
+        let fees = fees_cell.get().0.clone().unwrap_or_default();
         let mut state = State {
             meta_cell,
             meta,
             records: storage::open_records(),
             open: storage::open_open_set(),
             hub_ids: storage::open_hub_ids(),
+            pending: storage::open_pending(),
+            counts_cell,
+            counts,
+            fees_cell,
+            fees,
             pages: CertifiedPages::default(),
+            dirty_records: BTreeSet::new(),
+            status_dirty: true,
             in_flight: BTreeSet::new(),
             scanning: false,
         };
+        if !state.counts.valid {
+            state.rebuild_counts();
+        }
         let views: Vec<RecordView> = state.records.iter().map(|e| view(&e.value())).collect();
         for v in &views {
             state.pages.put_record(v);
         }
-        let status = state.status();
-        state.pages.put_status(&status);
+        state.certify_pages();
         state
+    }
+
+    /// Counters and the pending set from the records (first upgrade from a release without
+    /// them, or a fresh install).
+    fn rebuild_counts(&mut self) {
+        let mut counts = Counts {
+            valid: true,
+            next_id: self.records.last_key_value().map_or(0, |(k, _)| k + 1),
+            ..Counts::default()
+        };
+        let open: Vec<(u64, RecordStatus)> = self
+            .open
+            .keys()
+            .filter_map(|id| self.records.get(&id).map(|r| (id, r.status)))
+            .collect();
+        for (id, status) in open {
+            match status {
+                RecordStatus::Pending { .. } => {
+                    counts.pending += 1;
+                    self.pending.insert(id, ());
+                }
+                RecordStatus::Submitted => counts.submitted += 1,
+                RecordStatus::Sealed { .. } => counts.sealed += 1,
+                _ => {}
+            }
+        }
+        let closed = self.records.len() - self.open.len();
+        counts.confirmed = closed.saturating_sub(self.meta.refused);
+        self.counts = counts;
+        self.counts_cell.set(counts);
+    }
+
+    fn count_mut(&mut self, status: &RecordStatus) -> Option<&mut u64> {
+        match status {
+            RecordStatus::Pending { .. } => Some(&mut self.counts.pending),
+            RecordStatus::Submitted => Some(&mut self.counts.submitted),
+            RecordStatus::Sealed { .. } => Some(&mut self.counts.sealed),
+            RecordStatus::Confirmed { .. } => Some(&mut self.counts.confirmed),
+            // Counted in the meta cell.
+            RecordStatus::Refused { .. } => None,
+        }
+    }
+
+    pub fn fees(&self) -> &FeeState {
+        &self.fees
+    }
+
+    /// Changes the fee state and writes it to stable memory.
+    pub fn mutate_fees<T>(&mut self, f: impl FnOnce(&mut FeeState) -> T) -> T {
+        let out = f(&mut self.fees);
+        self.fees_cell.set(StoredFees(Some(self.fees.clone())));
+        self.status_dirty = true;
+        out
     }
 
     pub fn meta(&self) -> &Meta {
@@ -86,7 +163,7 @@ impl State {
 
     fn save_meta(&mut self) {
         self.meta_cell.set(StoredMeta(Some(self.meta.clone())));
-        self.refresh_status_page();
+        self.status_dirty = true;
     }
 
     pub fn set_config(&mut self, config: Config) {
@@ -131,7 +208,7 @@ impl State {
     }
 
     pub fn next_id(&self) -> u64 {
-        self.records.last_key_value().map_or(0, |(k, _)| k + 1)
+        self.counts.next_id
     }
 
     pub fn record(&self, id: u64) -> Option<StoredRecord> {
@@ -153,23 +230,44 @@ impl State {
         self.records.len()
     }
 
-    /// Stores a new record (status `Pending`) and certifies its page.
+    /// Stores a new record with status `Pending` (its page is certified with the message's
+    /// other changes).
     pub fn insert(&mut self, record: StoredRecord) {
         let id = record.id;
         assert!(
-            self.records.get(&id).is_none(),
-            "BUG: record {id} is inserted twice"
+            id == self.counts.next_id && matches!(record.status, RecordStatus::Pending { .. }),
+            "BUG: record {id} is not the next pending record"
         );
-        self.pages.put_record(&view(&record));
         self.records.insert(id, record);
         self.open.insert(id, ());
+        self.pending.insert(id, ());
+        self.counts.next_id += 1;
+        self.counts.pending += 1;
+        self.counts_cell.set(self.counts);
+        self.dirty_records.insert(id);
+        self.status_dirty = true;
     }
 
-    /// Writes a changed record back (status, hub id) and re-certifies its page.
-    pub fn update(&mut self, record: StoredRecord) {
+    /// Writes a changed record back (status, hub id); `previous` is the status it had.
+    pub fn update(&mut self, previous: &RecordStatus, record: StoredRecord) {
         let id = record.id;
         if let Some(hub_id) = record.hub_record_id {
             self.hub_ids.insert(hub_id, id);
+        }
+        if std::mem::discriminant(previous) != std::mem::discriminant(&record.status) {
+            if let Some(c) = self.count_mut(previous) {
+                *c = c.saturating_sub(1);
+            }
+            if let Some(c) = self.count_mut(&record.status) {
+                *c += 1;
+            }
+            self.counts_cell.set(self.counts);
+            self.status_dirty = true;
+        }
+        if matches!(record.status, RecordStatus::Pending { .. }) {
+            self.pending.insert(id, ());
+        } else {
+            self.pending.remove(&id);
         }
         match record.status {
             RecordStatus::Refused { .. } => {
@@ -185,31 +283,27 @@ impl State {
                 self.open.insert(id, ());
             }
         }
-        self.pages.put_record(&view(&record));
         self.records.insert(id, record);
+        self.dirty_records.insert(id);
     }
 
-    /// Local ids of pending records not in a call, oldest first, at most `limit`.
+    /// Pending records not in a call, oldest first, at most `limit`.
     pub fn take_pending(&mut self, limit: usize) -> Vec<StoredRecord> {
-        let mut out = Vec::new();
-        for id in self.open.keys() {
-            if out.len() >= limit {
-                break;
-            }
-            if self.in_flight.contains(&id) {
-                continue;
-            }
-            let record = self
-                .records
-                .get(&id)
-                .unwrap_or_else(|| panic!("BUG: open record {id} is missing"));
-            if matches!(record.status, RecordStatus::Pending { .. }) {
-                out.push(record);
-            }
-        }
-        for r in &out {
-            self.in_flight.insert(r.id);
-        }
+        let ids: Vec<u64> = self
+            .pending
+            .keys()
+            .filter(|id| !self.in_flight.contains(id))
+            .take(limit)
+            .collect();
+        let out: Vec<StoredRecord> = ids
+            .iter()
+            .map(|id| {
+                self.records
+                    .get(id)
+                    .unwrap_or_else(|| panic!("BUG: pending record {id} is missing"))
+            })
+            .collect();
+        self.in_flight.extend(ids);
         out
     }
 
@@ -221,25 +315,13 @@ impl State {
 
     /// Whether any record waits to be submitted (and is not in a call).
     pub fn has_pending(&self) -> bool {
-        self.open.keys().any(|id| {
-            !self.in_flight.contains(&id)
-                && self
-                    .records
-                    .get(&id)
-                    .is_some_and(|r| matches!(r.status, RecordStatus::Pending { .. }))
-        })
+        self.counts.pending > self.in_flight.len() as u64
+            || self.pending.keys().any(|id| !self.in_flight.contains(&id))
     }
 
     /// Whether any record was accepted by the hub and is not confirmed yet.
     pub fn has_unconfirmed(&self) -> bool {
-        self.open.keys().any(|id| {
-            self.records.get(&id).is_some_and(|r| {
-                matches!(
-                    r.status,
-                    RecordStatus::Submitted | RecordStatus::Sealed { .. }
-                )
-            })
-        })
+        self.counts.submitted + self.counts.sealed > 0
     }
 
     /// Local records whose hub ids lie in `first..=last`.
@@ -263,41 +345,46 @@ impl State {
     }
 
     pub fn status(&self) -> ServiceStatus {
-        let mut s = ServiceStatus {
+        ServiceStatus {
             kind: self.meta.kind.clone(),
             name: self.meta.name.clone(),
             owner: self.meta.owner,
             hub: self.meta.hub,
             writers: self.meta.writers.clone(),
             config: self.meta.config.clone(),
-            records: self.records.len(),
-            pending: 0,
-            submitted: 0,
-            sealed: 0,
-            confirmed: 0,
-            refused: 0,
+            records: self.counts.next_id,
+            pending: self.counts.pending,
+            submitted: self.counts.submitted,
+            sealed: self.counts.sealed,
+            confirmed: self.counts.confirmed,
+            refused: self.meta.refused,
             scan_height: self.meta.scan_height,
-        };
-        let open: u64 = self.open.len();
-        for id in self.open.keys() {
-            match self.records.get(&id).map(|r| r.status) {
-                Some(RecordStatus::Pending { .. }) => s.pending += 1,
-                Some(RecordStatus::Submitted) => s.submitted += 1,
-                Some(RecordStatus::Sealed { .. }) => s.sealed += 1,
-                _ => {}
-            }
+            fees: self.fees.status(),
         }
-        // Closed records are confirmed or refused; refused ones are rare, count them apart.
-        let closed = s.records - open;
-        s.refused = self.meta.refused;
-        s.confirmed = closed.saturating_sub(s.refused);
-        s
     }
 
-    /// Re-certifies the status page; call after any change that shows on it.
-    pub fn refresh_status_page(&mut self) {
-        let status = self.status();
-        self.pages.put_status(&status);
+    /// Marks the status pages stale (they are re-certified by [`State::certify_pages`]).
+    pub fn touch_status(&mut self) {
+        self.status_dirty = true;
+    }
+
+    /// Re-certifies the pages of the records changed since the last call, and the status
+    /// pages if anything they show changed. Returns whether the tree changed. Called once at
+    /// the end of every message that changes records (before its `await`, in its callback):
+    /// a record changed twice in one message is certified once.
+    pub fn certify_pages(&mut self) -> bool {
+        let changed = self.status_dirty || !self.dirty_records.is_empty();
+        for id in std::mem::take(&mut self.dirty_records) {
+            if let Some(r) = self.records.get(&id) {
+                self.pages.put_record(&view(&r));
+            }
+        }
+        if self.status_dirty {
+            let status = self.status();
+            self.pages.put_status(&status);
+            self.status_dirty = false;
+        }
+        changed
     }
 
     pub fn pages(&self) -> &CertifiedPages {

@@ -7,17 +7,21 @@ use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll, Waker};
 
-use candid::Principal;
-use candid_parser::utils::{CandidSource, service_equal};
-use stratros_confirmation::{BatchHeader, Hash32};
-
-use crate::hub::{
-    Batch, BatchError, BatchPage, ListBatchesArgs, RecordInput, SubmitError, Submitted,
-};
 use crate::runtime::{CallError, Runtime};
 use crate::state::{read_state, reset_state};
 use crate::types::*;
 use crate::{lifecycle, records, storage};
+use candid::{Nat, Principal};
+use candid_parser::utils::{CandidSource, service_equal};
+use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
+use stratros_confirmation::hub::{
+    Batch, BatchPage, DepositFeesArgs, FeeAccount, FeeDeposit, FeeError, ListBatchesArgs,
+    ReceiptError, RecordProof, SubmitError, Submitted,
+};
+use stratros_confirmation::merkle::{levels_from_leaves, proof_from_levels};
+use stratros_confirmation::{
+    BatchHeader, Hash32, QuorumPolicy, QuorumRule, Record, RecordInput, header_hash, leaf_hash,
+};
 
 fn owner() -> Principal {
     Principal::from_slice(&[1; 10])
@@ -43,6 +47,33 @@ struct HubStub {
     inputs: Vec<RecordInput>,
     batches: Vec<Batch>,
     submit_calls: u32,
+    /// Fees: per record, the service's credit, its ledger balance and allowance for the hub.
+    fee: u128,
+    credit: u128,
+    balance: u128,
+    allowance: u128,
+    deposits: Vec<DepositFeesArgs>,
+}
+
+const LEDGER_FEE: u128 = 10;
+
+fn fee_ledger() -> Principal {
+    Principal::from_slice(&[6; 10])
+}
+
+impl HubStub {
+    fn record(&self, id: u64) -> Record {
+        let input = &self.inputs[id as usize];
+        Record {
+            id,
+            // The read test serves this service's records as another service's.
+            submitter: other_service(),
+            content_hash: input.content_hash,
+            kind: input.kind.clone(),
+            reference: input.reference.clone(),
+            payload: input.payload.clone(),
+        }
+    }
 }
 
 struct Stub {
@@ -81,21 +112,31 @@ impl Stub {
             return;
         }
         let height = hub.batches.len() as u64;
+        let leaves: Vec<Hash32> = (first..count)
+            .map(|id| leaf_hash(&hub.record(id)))
+            .collect();
+        let levels = levels_from_leaves(&leaves);
+        let header = BatchHeader {
+            hub: hub_principal(),
+            height,
+            prev_header_hash: Hash32::ZERO,
+            merkle_root: levels.last().expect("root")[0],
+            leaf_count: count - first,
+            first_record_id: first,
+            last_record_id: count - 1,
+            start_time_nanos: 0,
+            end_time_nanos: 0,
+            quorum_policy_hash: Hash32::ZERO,
+        };
         hub.batches.push(Batch {
-            header: BatchHeader {
-                hub: hub_principal(),
-                height,
-                prev_header_hash: Hash32::ZERO,
-                merkle_root: Hash32([9; 32]),
-                leaf_count: count - first,
-                first_record_id: first,
-                last_record_id: count - 1,
-                start_time_nanos: 0,
-                end_time_nanos: 0,
-                quorum_policy_hash: Hash32::ZERO,
-            },
-            header_hash: Hash32([height as u8 + 1; 32]),
+            header_hash: header_hash(&header),
+            header,
+            tree_offset: 0,
+            sealed_at_nanos: 0,
+            seal_instructions: 0,
+            seal_hash_instructions: 0,
             confirmed_at_nanos: confirmed.then_some(5),
+            nodes: vec![],
         });
     }
 
@@ -143,6 +184,17 @@ impl Runtime for Stub {
         if !hub.reachable {
             return Err(unreachable());
         }
+        let new = records
+            .iter()
+            .filter(|r| !hub.refs.contains_key(&r.reference))
+            .count() as u128;
+        if new * hub.fee > hub.credit {
+            return Ok(Err(SubmitError::InsufficientCredit {
+                needed: new * hub.fee,
+                available: hub.credit,
+            }));
+        }
+        hub.credit -= new * hub.fee;
         let mut out = Vec::new();
         for r in records {
             if let Some(id) = hub.refs.get(&r.reference) {
@@ -182,20 +234,94 @@ impl Runtime for Stub {
                 .collect(),
         })
     }
-    async fn hub_get_batch(
+    async fn hub_record_proof(
         &self,
         _: Principal,
-        height: u64,
-    ) -> Result<Result<Batch, BatchError>, CallError> {
+        id: u64,
+    ) -> Result<Result<RecordProof, ReceiptError>, CallError> {
         let hub = self.hub.borrow();
-        Ok(hub
+        let Some(batch) = hub
             .batches
-            .get(height as usize)
-            .cloned()
-            .ok_or(BatchError::UnknownHeight {
-                height,
-                next_height: hub.batches.len() as u64,
-            }))
+            .iter()
+            .find(|b| b.header.first_record_id <= id && id <= b.header.last_record_id)
+        else {
+            return Ok(Err(ReceiptError::NotSealed { id }));
+        };
+        let h = &batch.header;
+        let leaves: Vec<Hash32> = (h.first_record_id..=h.last_record_id)
+            .map(|i| leaf_hash(&hub.record(i)))
+            .collect();
+        let levels = levels_from_leaves(&leaves);
+        let index = id - h.first_record_id;
+        Ok(Ok(RecordProof {
+            record: hub.record(id),
+            leaf_index: index,
+            leaf_hash: leaves[index as usize],
+            proof: proof_from_levels(
+                |level, i| levels[level as usize][i as usize],
+                h.leaf_count,
+                index,
+            ),
+            header: h.clone(),
+            header_hash: batch.header_hash,
+            confirmations: vec![],
+            quorum_policy: QuorumPolicy {
+                nodes: vec![],
+                rule: QuorumRule::OneOfEachScheme,
+            },
+        }))
+    }
+    async fn hub_fee_account(&self, _: Principal) -> Result<FeeAccount, CallError> {
+        let hub = self.hub.borrow();
+        Ok(FeeAccount {
+            submitter: owner(),
+            ledger: (hub.fee > 0).then(fee_ledger),
+            fee_per_record: hub.fee,
+            credit: hub.credit,
+            deposited: 0,
+            charged: 0,
+            records_charged: 0,
+        })
+    }
+    async fn hub_deposit_fees(
+        &self,
+        _: Principal,
+        args: DepositFeesArgs,
+    ) -> Result<Result<FeeDeposit, FeeError>, CallError> {
+        let mut hub = self.hub.borrow_mut();
+        hub.deposits.push(args.clone());
+        let cost = args.amount + LEDGER_FEE;
+        if hub.allowance < cost || hub.balance < cost {
+            return Ok(Err(FeeError::LedgerRefused {
+                message: format!("InsufficientFunds {{ balance: {} }}", hub.balance),
+            }));
+        }
+        hub.allowance -= cost;
+        hub.balance -= cost;
+        hub.credit += args.amount;
+        Ok(Ok(FeeDeposit {
+            block_index: hub.deposits.len() as u128,
+            credited: args.amount,
+            credit: hub.credit,
+        }))
+    }
+    async fn ledger_fee(&self, _: Principal) -> Result<u128, CallError> {
+        Ok(LEDGER_FEE)
+    }
+    async fn ledger_approve(
+        &self,
+        _: Principal,
+        args: ApproveArgs,
+    ) -> Result<Result<Nat, ApproveError>, CallError> {
+        let mut hub = self.hub.borrow_mut();
+        if hub.balance < LEDGER_FEE {
+            return Ok(Err(ApproveError::InsufficientFunds {
+                balance: Nat::from(hub.balance),
+            }));
+        }
+        hub.balance -= LEDGER_FEE;
+        hub.allowance = u128::try_from(&args.amount.0).expect("u128");
+        Ok(Ok(Nat::from(0u8)))
     }
     async fn service_get_record(
         &self,
@@ -370,7 +496,7 @@ fn should_follow_records_to_sealed_and_confirmed() {
         read_state(|s| s.view(2)).expect("2").status,
         RecordStatus::Confirmed {
             height: 1,
-            header_hash: Hash32([2; 32]),
+            header_hash: rt.hub.borrow().batches[1].header_hash,
             confirmed_at_nanos: 5
         }
     );
@@ -440,7 +566,7 @@ fn should_read_confirmed_records_of_another_service_only_when_the_hub_agrees() {
     let mut remote = read_state(|s| s.view(0)).expect("0");
     rt.remote.borrow_mut().insert(0, remote.clone());
     let ok = block_on(records::read_confirmed(&rt, other_service(), 0)).expect("confirmed");
-    assert_eq!(ok.header_hash, Hash32([1; 32]));
+    assert_eq!(ok.header_hash, rt.hub.borrow().batches[0].header_hash);
 
     assert_eq!(
         block_on(records::read_confirmed(&rt, other_service(), 1)),
@@ -538,4 +664,70 @@ fn should_match_the_checked_in_candid_interface() {
              (regenerate with UPDATE_CANDID=1 cargo test -p service): {e}\n{generated}"
         )
     });
+}
+
+#[test]
+fn should_match_candid_for_the_hand_written_body_encoding() {
+    let bodies = vec![
+        model(1),
+        inference(2),
+        RecordBody::Inference {
+            model: String::new(),
+            input_hash: Hash32([0; 32]),
+            output: None,
+            output_hash: Hash32([1; 32]),
+            executor: "x".repeat(300),
+        },
+        RecordBody::Dataset {
+            hash: Hash32([3; 32]),
+            licence: "MIT".into(),
+            source: "é".repeat(100),
+        },
+        RecordBody::Transaction {
+            kind: "pay".into(),
+            payload: stratros_confirmation::Blob(vec![7; 200]),
+        },
+    ];
+    for b in bodies {
+        assert_eq!(
+            crate::encoding::candid_body(&b),
+            candid::encode_one(&b).expect("encode"),
+            "{b:?}"
+        );
+    }
+}
+
+#[test]
+fn should_keep_records_pending_without_fee_credit_and_submit_them_after_funding() {
+    let rt = install();
+    rt.hub.borrow_mut().fee = 3;
+    // The service's ledger account is empty: the top-up fails, the records stay pending.
+    let views = block_on(records::add_records(&rt, vec![model(1), model(2)])).expect("stored");
+    assert!(views.iter().all(|v| matches!(
+        &v.status,
+        RecordStatus::Pending { last_error: Some(e), .. } if e.contains("fee credit")
+    )));
+    let fees = read_state(|s| s.status().fees);
+    assert!(
+        fees.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("fund")),
+        "{fees:?}"
+    );
+    assert_eq!(rt.hub.borrow().inputs.len(), 0);
+    // The owner funds the service's account; the next tick tops up and submits.
+    rt.hub.borrow_mut().balance = 10_000;
+    let report = block_on(records::tick(&rt));
+    assert_eq!(report.still_pending, 0, "{report:?}");
+    let hub = rt.hub.borrow();
+    assert_eq!(hub.inputs.len(), 2);
+    // Target 1,000 records x 3; 2 records charged; two ledger fees paid.
+    assert_eq!(hub.credit, 3_000 - 6);
+    assert_eq!(hub.balance, 10_000 - 3_000 - 2 * LEDGER_FEE);
+    drop(hub);
+    let fees = read_state(|s| s.status().fees);
+    assert_eq!(
+        (fees.topped_up, fees.hub_credit, fees.last_error),
+        (3_000, 2_994, None)
+    );
 }

@@ -60,6 +60,46 @@ pub struct ConfigUpdate {
     pub max_records_per_call: Option<u32>,
     pub max_field_bytes: Option<u32>,
     pub retry_seconds: Option<u64>,
+    /// The hub fee credit to keep, in records (default 1,000; 0 tops up only what a refused
+    /// submission needs).
+    pub credit_records: Option<u64>,
+}
+
+/// The service's side of the hub's per-record fee.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
+pub struct FeeStatus {
+    /// The fee ledger and the fee per record, as the hub last reported them (none: no fees).
+    pub ledger: Option<Principal>,
+    pub fee_per_record: u128,
+    /// The credit at the hub as last known.
+    pub hub_credit: u128,
+    /// The credit target, in records.
+    pub credit_records: u64,
+    /// Credited by the hub so far.
+    pub topped_up: u128,
+    /// The amount of a top-up under way.
+    pub top_up_in_progress: Option<u128>,
+    /// Why the last top-up failed (for example: the service's ledger account is empty).
+    pub last_error: Option<String>,
+}
+
+/// Why `get_receipt` relays no proof.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub enum ReceiptRelayError {
+    UnknownRecord {
+        id: u64,
+    },
+    NotConfirmed {
+        status: RecordStatus,
+    },
+    /// The hub has no proof (its error).
+    Hub {
+        message: String,
+    },
+    CallFailed {
+        reject_code: Option<u32>,
+        message: String,
+    },
 }
 
 /// What an AI application records.
@@ -240,6 +280,7 @@ pub struct ServiceStatus {
     pub refused: u64,
     /// Lowest hub batch height not known to be confirmed (where the next scan starts).
     pub scan_height: u64,
+    pub fees: FeeStatus,
 }
 
 /// What `tick` did (also run from the timer).

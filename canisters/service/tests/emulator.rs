@@ -10,306 +10,26 @@
 use std::time::Duration;
 
 use base64::Engine;
-use candid::{CandidType, Encode, Principal};
+use candid::{Encode, Principal};
 use ic_cbor::{CertificateToCbor, HashTreeToCbor};
 use ic_certificate_verification::VerifyCertificate;
 use ic_certification::{Certificate, HashTree, LookupResult};
-use ic_emulator::{Emulator, SubnetKind};
+use ic_emulator::Emulator;
 use ic_http_certification::{
     CERTIFICATE_HEADER_NAME, DefaultCelBuilder, DefaultResponseCertification, HttpRequest,
     HttpResponse, response_hash,
 };
-use serde::Deserialize;
 use service::{
-    AddError, Arg, ConfirmedRecord, InitArgs, ReadError, RecordBody, RecordStatus, RecordView,
-    ServiceStatus, TickReport, UpgradeArgs,
+    AddError, Arg, ConfirmedRecord, ReadError, ReceiptRelayError, RecordStatus, RecordView,
+    TickReport, UpgradeArgs,
 };
 use sha2::{Digest, Sha256};
-use stratros_confirmation::{Blob, Hash32, PolicyNode, QuorumRule, Receipt, Scheme};
-use stratros_verify::{MasterKey, TrustAnchors, verify_receipt};
+use stratros_confirmation::hub::{BatchError, HeaderCertificate, RecordProof};
+use stratros_verify::verify_receipt;
 
-const KEY_NAME: &str = "dfx_test_key";
-const CYCLES: u128 = 1_000_000_000_000_000;
+mod common;
 
-fn wasm(name: &str) -> Vec<u8> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../out/{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}\nbuild first: bash scripts/build.sh service confirmation confirmation_node",
-            path.display()
-        )
-    })
-}
-
-// Mirrors of the hub's and the node's lifecycle arguments (their crates cannot be linked
-// next to this one: the canister entry points would clash).
-#[derive(CandidType)]
-enum NodeArg {
-    Init(NodeInit),
-}
-#[derive(CandidType)]
-struct NodeInit {
-    scheme: Scheme,
-    key_name: String,
-    hub: Principal,
-}
-#[derive(CandidType)]
-enum HubArg {
-    Init(HubInit),
-}
-#[derive(CandidType)]
-struct HubInit {
-    submitters: Vec<Principal>,
-    nodes: Vec<PolicyNode>,
-    quorum_rule: Option<QuorumRule>,
-    config: Option<HubConfig>,
-}
-#[derive(CandidType)]
-struct HubConfig {
-    max_batch_records: Option<u64>,
-    max_batch_age_seconds: Option<u64>,
-}
-#[derive(CandidType, Deserialize, Debug)]
-enum ReceiptError {
-    UnknownRecord {
-        id: u64,
-        next_id: u64,
-    },
-    NotSealed {
-        id: u64,
-    },
-    NotConfirmed {
-        height: u64,
-        confirmations: u32,
-        nodes: u32,
-    },
-    CertificateUnavailable,
-}
-
-fn controller() -> Principal {
-    Principal::anonymous()
-}
-fn owner(i: u8) -> Principal {
-    Principal::self_authenticating([b'o', i])
-}
-fn stranger() -> Principal {
-    Principal::self_authenticating(b"stranger")
-}
-
-struct Suite {
-    emu: Emulator,
-    hub: Principal,
-    s1: Principal,
-    s2: Principal,
-    service_wasm: Vec<u8>,
-}
-
-impl Suite {
-    fn new() -> Suite {
-        let mut emu = Emulator::new();
-        let app = emu.subnet_of_kind(SubnetKind::Application);
-        let fid = emu.subnet_of_kind(SubnetKind::Fiduciary);
-        let hub = emu
-            .create_canister_on_subnet(app, vec![controller()], CYCLES)
-            .expect("hub");
-        let node_wasm = wasm("confirmation_node");
-        let mut nodes = Vec::new();
-        for (i, scheme) in Scheme::ALL.into_iter().enumerate() {
-            let node = emu
-                .create_canister_on_subnet(
-                    if i < 2 { app } else { fid },
-                    vec![controller()],
-                    CYCLES,
-                )
-                .expect("node");
-            let arg = NodeArg::Init(NodeInit {
-                scheme,
-                key_name: KEY_NAME.into(),
-                hub,
-            });
-            emu.install_canister(node, &node_wasm, Encode!(&arg).expect("encode"), None)
-                .expect("node installs");
-            nodes.push(PolicyNode {
-                node,
-                scheme,
-                key_name: KEY_NAME.into(),
-            });
-        }
-        let service_wasm = wasm("service");
-        let s1 = emu
-            .create_canister_on_subnet(app, vec![controller()], CYCLES)
-            .expect("s1");
-        let s2 = emu
-            .create_canister_on_subnet(fid, vec![controller()], CYCLES)
-            .expect("s2");
-        emu.run_until_idle();
-        let arg = HubArg::Init(HubInit {
-            submitters: vec![s1, s2],
-            nodes,
-            quorum_rule: None,
-            config: Some(HubConfig {
-                max_batch_records: Some(100),
-                max_batch_age_seconds: Some(2),
-            }),
-        });
-        emu.install_canister(
-            hub,
-            &wasm("confirmation"),
-            Encode!(&arg).expect("encode"),
-            None,
-        )
-        .expect("hub installs");
-        for (i, s) in [(1u8, s1), (2, s2)] {
-            let arg = Arg::Init(InitArgs {
-                owner: owner(i),
-                hub,
-                writers: vec![],
-                kind: "ai-module".into(),
-                name: format!("Service {i}"),
-                config: None,
-            });
-            emu.install_canister(s, &service_wasm, Encode!(&arg).expect("encode"), None)
-                .expect("service installs");
-        }
-        Suite {
-            emu,
-            hub,
-            s1,
-            s2,
-            service_wasm,
-        }
-    }
-
-    fn update<T: CandidType + for<'de> Deserialize<'de>>(
-        &mut self,
-        canister: Principal,
-        sender: Principal,
-        method: &str,
-        arg: Vec<u8>,
-    ) -> T {
-        let bytes = self
-            .emu
-            .update_call(canister, sender, method, arg)
-            .unwrap_or_else(|e| panic!("{method} was rejected: {e:?}"));
-        candid::decode_one(&bytes).unwrap_or_else(|e| panic!("{method}: bad reply: {e}"))
-    }
-
-    fn query<T: CandidType + for<'de> Deserialize<'de>>(
-        &mut self,
-        canister: Principal,
-        method: &str,
-        arg: Vec<u8>,
-    ) -> T {
-        let bytes = self
-            .emu
-            .query_call(canister, stranger(), method, arg)
-            .unwrap_or_else(|e| panic!("{method} was rejected: {e:?}"));
-        candid::decode_one(&bytes).unwrap_or_else(|e| panic!("{method}: bad reply: {e}"))
-    }
-
-    fn add(
-        &mut self,
-        service: Principal,
-        sender: Principal,
-        records: Vec<RecordBody>,
-    ) -> Result<Vec<RecordView>, AddError> {
-        self.update(
-            service,
-            sender,
-            "add_records",
-            Encode!(&records).expect("encode"),
-        )
-    }
-
-    fn record(&mut self, service: Principal, id: u64) -> RecordView {
-        let r: Option<RecordView> = self.query(service, "get_record", Encode!(&id).expect("e"));
-        r.expect("record exists")
-    }
-
-    fn status(&mut self, service: Principal) -> ServiceStatus {
-        self.query(service, "get_status", Encode!().expect("e"))
-    }
-
-    /// Runs rounds and advances time until `service` has no record left unconfirmed.
-    fn settle(&mut self, service: Principal) -> bool {
-        for _ in 0..60 {
-            self.emu.run_until_idle();
-            let s = self.status(service);
-            if s.pending + s.submitted + s.sealed == 0 {
-                return true;
-            }
-            self.emu.advance_time(Duration::from_secs(1));
-        }
-        false
-    }
-
-    fn receipt(&mut self, hub_id: u64) -> Result<Receipt, ReceiptError> {
-        self.query(self.hub, "get_receipt", Encode!(&hub_id).expect("e"))
-    }
-
-    fn mark(&self) -> usize {
-        self.emu.executions().len()
-    }
-
-    fn instructions_since(&self, canister: Principal, mark: usize) -> u64 {
-        self.emu.executions()[mark..]
-            .iter()
-            .filter(|e| e.canister == canister)
-            .map(|e| e.instructions)
-            .sum()
-    }
-}
-
-fn anchors(emu: &Emulator) -> TrustAnchors {
-    let master_keys = emu
-        .keys()
-        .master_public_keys()
-        .into_iter()
-        .map(|info| MasterKey {
-            scheme: *Scheme::ALL
-                .iter()
-                .find(|s| s.name() == info.scheme)
-                .expect("scheme"),
-            key_name: info.key_name,
-            public_key: Blob(hex::decode(info.public_key_hex).expect("hex")),
-            chain_code: info
-                .chain_code_hex
-                .map(|c| Blob(hex::decode(c).expect("hex"))),
-        })
-        .collect();
-    TrustAnchors {
-        root_key: Blob(emu.root_key()),
-        master_keys,
-    }
-}
-
-fn model(i: u8) -> RecordBody {
-    RecordBody::ModelAttestation {
-        model_id: format!("llama-{i}"),
-        version: "3.1".into(),
-        weights_hash: Hash32([i; 32]),
-        metadata: r#"{"params":"8B"}"#.into(),
-    }
-}
-
-fn inference(i: u8) -> RecordBody {
-    RecordBody::Inference {
-        model: "llama-1".into(),
-        input_hash: Hash32([i; 32]),
-        output: None,
-        output_hash: Hash32([i.wrapping_add(1); 32]),
-        executor: "node-a".into(),
-    }
-}
-
-fn dataset(i: u8) -> RecordBody {
-    RecordBody::Dataset {
-        hash: Hash32([i; 32]),
-        licence: "CC-BY-4.0".into(),
-        source: "https://example.org/data".into(),
-    }
-}
+use common::*;
 
 #[test]
 fn services_on_two_subnets_confirm_records_and_share_them() {
@@ -375,6 +95,22 @@ fn services_on_two_subnets_confirm_records_and_share_them() {
     let read = read.expect("confirmed read");
     assert_eq!(read.record.body, model(1));
     assert_eq!(read.service, s1);
+
+    // The receipt relayed by the service (a replicated call to the hub's `get_record_proof`)
+    // plus the hub's certificate and witness (a query) verify offline.
+    for id in 0..4u64 {
+        let proof: Result<RecordProof, ReceiptRelayError> =
+            t.update(s1, stranger(), "get_receipt", Encode!(&id).expect("e"));
+        let proof = proof.expect("relayed proof");
+        let cert: Result<HeaderCertificate, BatchError> = t.query(
+            t.hub,
+            "get_header_certificate",
+            Encode!(&proof.header.height).expect("e"),
+        );
+        let receipt = proof.into_receipt(cert.expect("certificate"));
+        verify_receipt(&receipt, &anchors, t.emu.time_nanos(), 300_000_000_000)
+            .expect("relayed receipt verifies");
+    }
     let missing: Result<ConfirmedRecord, ReadError> = t.update(
         s2,
         owner(2),

@@ -9,8 +9,8 @@ use icrc_ledger_types::icrc1::account::Account;
 use serde_bytes::ByteBuf;
 use stratros_staking_api::{
     AccountingView, Arg, AssetArg, AssetView, ClaimReceipt, EventView, EventsPage, FundRewardsArgs,
-    GetEventsArgs, HookArgs, HookError, HookReceipt, NotifyDepositArgs, PositionView, StakeArgs,
-    StakeError, UnbondingView, UnstakeArgs, WithdrawReceipt,
+    GetEventsArgs, HookArgs, HookError, HookReceipt, HookView, NotifyDepositArgs, PositionView,
+    SlashBatchArgs, StakeArgs, StakeError, UnbondingView, UnstakeArgs, WithdrawReceipt,
 };
 
 use crate::runtime::{IcRuntime, Runtime};
@@ -154,6 +154,26 @@ fn restaking_slash(args: HookArgs) -> Result<HookReceipt, HookError> {
     r
 }
 
+/// Restaking only: many slashes in one call (at most `MAX_SLASH_BATCH`), each idempotent per
+/// its op id, to the given destination (burn or an account) or the configured one.
+#[update]
+fn restaking_slash_batch(
+    args: SlashBatchArgs,
+) -> Result<Vec<Result<HookReceipt, HookError>>, HookError> {
+    let r = ops::slash_batch(&IcRuntime, args);
+    if r.as_ref().is_ok_and(|v| v.iter().any(|x| x.is_ok())) {
+        ic_cdk_timers::set_timer(Duration::ZERO, async { ops::reconcile(&IcRuntime).await });
+    }
+    r
+}
+
+/// What staking applied for restaking hook op `op_id` (`None`: nothing): restaking reads it to
+/// settle an op whose call had an unknown outcome.
+#[query]
+fn get_hook(op_id: u64) -> Option<HookView> {
+    log::read_state(|s| ops::hook_view(s, op_id))
+}
+
 /// Controllers only: registers an ICRC-2 ledger (fee and decimals are read from it).
 #[update(encode_with = "crate::codec::encode", hidden = true)]
 async fn add_asset(arg: AssetArg) -> Result<AssetView, StakeError> {
@@ -188,11 +208,8 @@ fn get_assets() -> Vec<AssetView> {
     log::read_state(|s| s.assets().map(|a| ops::asset_view(s, a.ledger)).collect())
 }
 
-/// Per asset: the ledger balance (asked of the ledger) against what it must cover.
-#[query(composite = true)]
-async fn get_accounting() -> Vec<AccountingView> {
-    let rt = IcRuntime;
-    let mut views = log::read_state(|s| {
+fn accounting_views() -> Vec<AccountingView> {
+    log::read_state(|s| {
         s.assets()
             .map(|a| {
                 let liabilities =
@@ -200,6 +217,7 @@ async fn get_accounting() -> Vec<AccountingView> {
                 AccountingView {
                     ledger: a.ledger,
                     ledger_balance: None,
+                    ledger_balance_at: None,
                     staked: Nat::from(a.staked),
                     unbonding: Nat::from(a.unbonding),
                     unpaid_rewards: Nat::from(a.unpaid_rewards),
@@ -218,13 +236,37 @@ async fn get_accounting() -> Vec<AccountingView> {
                         .count() as u64,
                 }
             })
-            .collect::<Vec<_>>()
-    });
+            .collect()
+    })
+}
+
+/// Per asset: the ledger balance, asked of the ledger now, against what it must cover. A
+/// composite query reaches only canisters on staking's own subnet: on mainnet (the ck ledgers
+/// and ICP live elsewhere) `ledger_balance` is `None`; use `get_accounting_cached`.
+#[query(composite = true)]
+async fn get_accounting() -> Vec<AccountingView> {
+    let rt = IcRuntime;
+    let mut views = accounting_views();
     for v in views.iter_mut() {
         v.ledger_balance = rt
             .balance_of(v.ledger, Account::from(rt.canister_id()))
             .await
             .ok();
+        v.ledger_balance_at = v.ledger_balance.as_ref().map(|_| rt.time());
+    }
+    views
+}
+
+/// Per asset: the ledger balance as the reconciliation timer last read it (a replicated call,
+/// which works across subnets), with the time of that reading, against what it must cover.
+#[query]
+fn get_accounting_cached() -> Vec<AccountingView> {
+    let mut views = accounting_views();
+    for v in views.iter_mut() {
+        if let Some((balance, at)) = ops::cached_balance(v.ledger) {
+            v.ledger_balance = Some(balance);
+            v.ledger_balance_at = Some(at);
+        }
     }
     views
 }

@@ -29,7 +29,7 @@ impl<'b, C> Decode<'b, C> for P {
 }
 
 /// An ICRC-1 account in CBOR.
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Encode, Decode)]
 pub struct Acct {
     #[n(0)]
     pub owner: P,
@@ -86,7 +86,7 @@ pub enum OutKind {
     Slash,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Encode, Decode)]
 pub enum SlashTo {
     #[n(0)]
     Burn,
@@ -216,6 +216,10 @@ pub enum Event {
         /// Withdraw: the unbonding entries it takes.
         #[n(8)]
         unbonding_ids: Vec<u64>,
+        /// Slash: the destination bucket it drains (`None` in logs written before slash
+        /// destinations per call: the configured one).
+        #[n(9)]
+        slash_to: Option<SlashTo>,
     },
     #[n(10)]
     OutSettled {
@@ -262,6 +266,9 @@ pub enum Event {
         ledger: P,
         #[n(3)]
         amount: u128,
+        /// Where the tokens go; `None`: the configured destination at the time of the slash.
+        #[n(4)]
+        to: Option<SlashTo>,
     },
 }
 

@@ -15,9 +15,10 @@ use icrc_ledger_types::icrc1::transfer::{Memo, TransferArg, TransferError};
 use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
 use sha2::{Digest, Sha256};
 use stratros_staking_api::{
-    AssetArg, AssetView, ClaimReceipt, FundRewardsArgs, HookArgs, HookError, HookReceipt,
-    MAX_LOCK_SECONDS, NotifyDepositArgs, PositionView, StakeArgs, StakeError, UnbondingView,
-    UnstakeArgs, WithdrawReceipt,
+    AssetArg, AssetView, ClaimReceipt, FundRewardsArgs, HookArgs, HookError, HookKindView,
+    HookReceipt, HookView, MAX_LOCK_SECONDS, MAX_SLASH_BATCH, NotifyDepositArgs, PositionView,
+    SlashBatchArgs, SlashDestination, StakeArgs, StakeError, UnbondingView, UnstakeArgs,
+    WithdrawReceipt,
 };
 
 use crate::events::{Acct, Event, InKind, OutKind, P, SlashTo};
@@ -31,6 +32,27 @@ thread_local! {
     static BUSY_OWNERS: RefCell<BTreeSet<Principal>> = const { RefCell::new(BTreeSet::new()) };
     static BUSY_OPS: RefCell<BTreeSet<u64>> = const { RefCell::new(BTreeSet::new()) };
     static RECONCILING: RefCell<bool> = const { RefCell::new(false) };
+    /// Per ledger: the canister's balance and when the timer read it (heap only: an
+    /// observation, not state; refreshed right after install and upgrade).
+    static BALANCES: RefCell<std::collections::BTreeMap<Principal, (Nat, u64)>> =
+        const { RefCell::new(std::collections::BTreeMap::new()) };
+}
+
+/// The cached balance of `ledger` and when it was read.
+pub fn cached_balance(ledger: Principal) -> Option<(Nat, u64)> {
+    BALANCES.with_borrow(|b| b.get(&ledger).cloned())
+}
+
+/// Reads every asset's balance with a replicated (bounded-wait) call, which works across
+/// subnets, unlike a composite query: the ck ledgers and ICP are on other subnets.
+pub async fn refresh_balances<R: Runtime>(rt: &R) {
+    let ledgers: Vec<Principal> = read_state(|s| s.assets().map(|a| a.ledger).collect());
+    for ledger in ledgers {
+        if let Ok(balance) = rt.balance_of(ledger, Account::from(rt.canister_id())).await {
+            let at = rt.time();
+            BALANCES.with_borrow_mut(|b| b.insert(ledger, (balance, at)));
+        }
+    }
 }
 
 /// One operation in flight per owner; released on drop (also when a callback traps, since
@@ -474,6 +496,7 @@ pub async fn withdraw<R: Runtime>(
         amount,
         fee,
         ids,
+        None,
     );
     let block = run_outgoing(rt, id).await?;
     Ok(WithdrawReceipt {
@@ -511,6 +534,7 @@ pub async fn claim_rewards<R: Runtime>(rt: &R) -> Result<Vec<ClaimReceipt>, Stak
             pending,
             fee,
             vec![],
+            None,
         );
         let amount = read_state(|s| s.pending_out().get(&id).map_or(0, |o| o.amount));
         if amount <= fee {
@@ -539,6 +563,7 @@ fn start_outgoing<R: Runtime>(
     amount: u128,
     fee: u128,
     unbonding_ids: Vec<u64>,
+    slash_to: Option<SlashTo>,
 ) -> u64 {
     let id = read_state(|s| s.next_op_id());
     log_event(
@@ -553,6 +578,7 @@ fn start_outgoing<R: Runtime>(
             fee,
             created_at_time: rt.time(),
             unbonding_ids,
+            slash_to,
         },
     );
     id
@@ -608,11 +634,76 @@ pub async fn run_outgoing<R: Runtime>(rt: &R, id: u64) -> Result<Nat, StakeError
 // ----- restaking hooks --------------------------------------------------------------------
 
 pub fn hook<R: Runtime>(rt: &R, kind: HookKind, args: HookArgs) -> Result<HookReceipt, HookError> {
+    check_restaking(rt)?;
+    apply_hook(rt, kind, args, None)
+}
+
+fn check_restaking<R: Runtime>(rt: &R) -> Result<(), HookError> {
     let caller = rt.caller();
     let restaking = read_state(|s| s.config().restaking);
     if restaking != Some(caller) {
         return Err(HookError::Unauthorized { caller });
     }
+    Ok(())
+}
+
+pub fn slash_to(d: &SlashDestination) -> SlashTo {
+    match d {
+        SlashDestination::Burn => SlashTo::Burn,
+        SlashDestination::Account(a) => SlashTo::Account(Acct::from(a)),
+    }
+}
+
+fn destination(t: &SlashTo) -> SlashDestination {
+    match t {
+        SlashTo::Burn => SlashDestination::Burn,
+        SlashTo::Account(a) => SlashDestination::Account(Account::from(a)),
+    }
+}
+
+/// Restaking only: many slashes in one call, each idempotent per its own op id and applied
+/// (or refused, typed) on its own; one refused slash does not stop the others.
+pub fn slash_batch<R: Runtime>(
+    rt: &R,
+    args: SlashBatchArgs,
+) -> Result<Vec<Result<HookReceipt, HookError>>, HookError> {
+    check_restaking(rt)?;
+    if args.slashes.len() > MAX_SLASH_BATCH {
+        return Err(HookError::BatchTooLarge {
+            max: MAX_SLASH_BATCH as u64,
+        });
+    }
+    let to = args.destination.as_ref().map(slash_to);
+    Ok(args
+        .slashes
+        .into_iter()
+        .map(|a| apply_hook(rt, HookKind::Slash, a, to.clone()))
+        .collect())
+}
+
+/// What staking applied for hook op `op_id`, if anything.
+pub fn hook_view(s: &State, op_id: u64) -> Option<HookView> {
+    s.hook(op_id).map(|h| HookView {
+        op_id,
+        kind: match h.kind {
+            HookKind::Lock => HookKindView::Lock,
+            HookKind::Unlock => HookKindView::Unlock,
+            HookKind::Slash => HookKindView::Slash,
+        },
+        owner: h.owner,
+        ledger: h.ledger,
+        amount: Nat::from(h.amount),
+        event_index: h.event_index,
+        destination: h.to.as_ref().map(destination),
+    })
+}
+
+fn apply_hook<R: Runtime>(
+    rt: &R,
+    kind: HookKind,
+    args: HookArgs,
+    to: Option<SlashTo>,
+) -> Result<HookReceipt, HookError> {
     let amount = u128::try_from(&args.amount.0).map_err(|_| HookError::AmountTooLarge {
         max: Nat::from(u128::MAX),
     })?;
@@ -628,7 +719,13 @@ pub fn hook<R: Runtime>(rt: &R, kind: HookKind, args: HookArgs) -> Result<HookRe
         })
     };
     if let Some(h) = read_state(|s| s.hook(args.op_id).cloned()) {
-        if h.kind == kind && h.owner == args.owner && h.ledger == args.ledger && h.amount == amount
+        // A retry without a destination matches whatever destination the first call had.
+        let same_to = to.is_none() || h.to == to;
+        if h.kind == kind
+            && h.owner == args.owner
+            && h.ledger == args.ledger
+            && h.amount == amount
+            && same_to
         {
             return Ok(receipt(h.event_index));
         }
@@ -677,6 +774,7 @@ pub fn hook<R: Runtime>(rt: &R, kind: HookKind, args: HookArgs) -> Result<HookRe
             owner,
             ledger,
             amount,
+            to,
         },
     };
     let index = log_event(rt, event);
@@ -753,24 +851,40 @@ pub async fn reconcile<R: Runtime>(rt: &R) {
     for id in outgoing {
         let _ = run_outgoing(rt, id).await;
     }
-    let slashes: Vec<(Principal, Account, u128, u128)> = read_state(|s| {
-        s.assets()
-            .filter_map(|a| {
-                let meta = a.meta.as_ref()?;
-                match &s.config().slash_to {
-                    // A burn must be at least the fee.
+    // One transfer per (asset, destination) bucket; a burn must be at least the fee, a
+    // transfer must exceed it (the recipient gets amount - fee).
+    let slashes: Vec<(Principal, SlashTo, Account, u128, u128)> = read_state(|s| {
+        let mut out = Vec::new();
+        for a in s.assets() {
+            let Some(meta) = a.meta.as_ref() else {
+                continue;
+            };
+            for (to, amount) in &a.slash_queue {
+                match to {
                     SlashTo::Burn => {
-                        let minting = meta.minting_account.as_ref()?;
-                        (a.slashed_unsent >= meta.fee.max(1))
-                            .then(|| (a.ledger, Account::from(minting), a.slashed_unsent, 0))
+                        if let Some(minting) = meta.minting_account.as_ref()
+                            && *amount >= meta.fee.max(1)
+                        {
+                            out.push((a.ledger, to.clone(), Account::from(minting), *amount, 0));
+                        }
                     }
-                    SlashTo::Account(to) => (a.slashed_unsent > meta.fee)
-                        .then(|| (a.ledger, Account::from(to), a.slashed_unsent, meta.fee)),
+                    SlashTo::Account(acct) => {
+                        if *amount > meta.fee {
+                            out.push((
+                                a.ledger,
+                                to.clone(),
+                                Account::from(acct),
+                                *amount,
+                                meta.fee,
+                            ));
+                        }
+                    }
                 }
-            })
-            .collect()
+            }
+        }
+        out
     });
-    for (ledger, to, amount, fee) in slashes {
+    for (ledger, slash_to, to, amount, fee) in slashes {
         let id = start_outgoing(
             rt,
             OutKind::Slash,
@@ -780,9 +894,11 @@ pub async fn reconcile<R: Runtime>(rt: &R) {
             amount,
             fee,
             vec![],
+            Some(slash_to),
         );
         let _ = run_outgoing(rt, id).await;
     }
+    refresh_balances(rt).await;
 }
 
 // ----- views ------------------------------------------------------------------------------

@@ -57,6 +57,8 @@ pub struct Asset {
     pub unpaid_rewards: u128,
     pub in_flight: u128,
     pub slashed_unsent: u128,
+    /// `slashed_unsent` per destination (the sum equals it).
+    pub slash_queue: BTreeMap<SlashTo, u128>,
     pub pool: Pool,
     /// Lock bonus weight that ends at each (hour-aligned) time.
     pub expiring: BTreeMap<u64, u128>,
@@ -202,6 +204,8 @@ pub struct PendingOut {
     pub fee: u128,
     pub created_at_time: u64,
     pub unbondings: Vec<(u64, Unbonding)>,
+    /// Slash: the destination bucket it was taken from.
+    pub slash_to: Option<SlashTo>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,6 +222,8 @@ pub struct HookRecord {
     pub ledger: Principal,
     pub amount: u128,
     pub event_index: u64,
+    /// Slash: the resolved destination.
+    pub to: Option<SlashTo>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -455,6 +461,7 @@ impl State {
                         unpaid_rewards: 0,
                         in_flight: 0,
                         slashed_unsent: 0,
+                        slash_queue: BTreeMap::new(),
                         pool,
                         expiring: BTreeMap::new(),
                         index_at: BTreeMap::new(),
@@ -573,8 +580,11 @@ impl State {
                 fee,
                 created_at_time,
                 unbonding_ids,
+                slash_to,
             } => {
                 self.take_op_id(id);
+                let slash_to = (kind == OutKind::Slash)
+                    .then(|| slash_to.unwrap_or_else(|| self.config.slash_to.clone()));
                 let mut unbondings = Vec::new();
                 match kind {
                     OutKind::Withdraw => {
@@ -599,7 +609,19 @@ impl State {
                         self.asset_mut(ledger.0).unpaid_rewards -= amount;
                     }
                     OutKind::Slash => {
-                        self.asset_mut(ledger.0).slashed_unsent -= amount;
+                        let a = self.asset_mut(ledger.0);
+                        a.slashed_unsent -= amount;
+                        let key = slash_to.clone().unwrap_or(SlashTo::Burn);
+                        let left = a.slash_queue.get(&key).copied().unwrap_or(0);
+                        assert!(
+                            left >= amount,
+                            "BUG: sending more slashed tokens than queued"
+                        );
+                        if left == amount {
+                            a.slash_queue.remove(&key);
+                        } else {
+                            a.slash_queue.insert(key, left - amount);
+                        }
                     }
                 }
                 self.asset_mut(ledger.0).in_flight += amount;
@@ -614,6 +636,7 @@ impl State {
                         fee,
                         created_at_time,
                         unbondings,
+                        slash_to,
                     },
                 );
             }
@@ -643,7 +666,12 @@ impl State {
                         self.settle(o.owner, o.ledger);
                         self.position_mut(o.owner, o.ledger).rewards += o.amount;
                     }
-                    OutKind::Slash => a.slashed_unsent += o.amount,
+                    OutKind::Slash => {
+                        a.slashed_unsent += o.amount;
+                        *a.slash_queue
+                            .entry(o.slash_to.unwrap_or(SlashTo::Burn))
+                            .or_default() += o.amount;
+                    }
                 }
             }
             Event::Locked {
@@ -675,8 +703,13 @@ impl State {
                 owner,
                 ledger,
                 amount,
+                to,
             } => {
+                let to = to.unwrap_or_else(|| self.config.slash_to.clone());
                 self.record_hook(op_id, HookKind::Slash, owner.0, ledger.0, amount);
+                if let Some(h) = self.hooks.get_mut(&op_id) {
+                    h.to = Some(to.clone());
+                }
                 self.change_stake(owner.0, ledger.0, |p| {
                     assert!(p.locked >= amount, "BUG: slashing more than locked");
                     p.locked -= amount;
@@ -686,6 +719,7 @@ impl State {
                 a.locked -= amount;
                 a.staked -= amount;
                 a.slashed_unsent += amount;
+                *a.slash_queue.entry(to).or_default() += amount;
             }
         }
     }
@@ -714,6 +748,7 @@ impl State {
                 ledger,
                 amount,
                 event_index,
+                to: None,
             },
         );
         assert!(

@@ -230,6 +230,7 @@ fn should_keep_exact_totals_through_unstake_cancel_withdraw_and_claim() {
             fee: 10,
             created_at_time: 50 + 7 * DAY,
             unbonding_ids: vec![uid],
+            slash_to: None,
         },
     );
     // The ledger refuses: the unbonding comes back.
@@ -248,6 +249,7 @@ fn should_keep_exact_totals_through_unstake_cancel_withdraw_and_claim() {
             fee: 10,
             created_at_time: 52 + 7 * DAY,
             unbonding_ids: vec![],
+            slash_to: None,
         },
     );
     let claimed = sim.state.pending_out()[&id].amount;
@@ -276,14 +278,65 @@ fn should_slash_only_locked_stake_and_move_it_to_unsent() {
             owner: P(user(1)),
             ledger: P(ledger()),
             amount: 1_000,
+            to: None,
+        },
+    );
+    let redistribution = Acct {
+        owner: P(user(9)),
+        subaccount: Some([7; 32]),
+    };
+    sim.apply(
+        31,
+        Event::Slashed {
+            op_id: 3,
+            owner: P(user(1)),
+            ledger: P(ledger()),
+            amount: 500,
+            to: Some(SlashTo::Account(redistribution.clone())),
         },
     );
     let a = sim.state.asset(ledger()).expect("asset");
     assert_eq!(
         (a.staked, a.locked, a.slashed_unsent),
-        (4_000, 2_000, 1_000)
+        (3_500, 1_500, 1_500)
     );
-    assert!(sim.state.hook(2).is_some());
+    // Each destination has its own bucket: the configured one (burn) and the AVS's account.
+    assert_eq!(a.slash_queue.get(&SlashTo::Burn), Some(&1_000));
+    assert_eq!(
+        a.slash_queue.get(&SlashTo::Account(redistribution.clone())),
+        Some(&500)
+    );
+    assert_eq!(
+        sim.state.hook(2).and_then(|h| h.to.clone()),
+        Some(SlashTo::Burn)
+    );
+    // Sending the account's bucket drains only it; a refusal puts it back in the same bucket.
+    let id = sim.state.next_op_id();
+    sim.apply(
+        40,
+        Event::OutStarted {
+            id,
+            kind: OutKind::Slash,
+            owner: P(user(0)),
+            ledger: P(ledger()),
+            to: redistribution.clone(),
+            amount: 500,
+            fee: 10,
+            created_at_time: 40,
+            unbonding_ids: vec![],
+            slash_to: Some(SlashTo::Account(redistribution.clone())),
+        },
+    );
+    let a = sim.state.asset(ledger()).expect("asset");
+    assert_eq!((a.slashed_unsent, a.in_flight), (1_000, 500));
+    assert_eq!(a.slash_queue.len(), 1);
+    sim.apply(41, Event::OutFailed { id });
+    let a = sim.state.asset(ledger()).expect("asset");
+    assert_eq!(
+        a.slash_queue.get(&SlashTo::Account(redistribution)),
+        Some(&500)
+    );
+    assert_eq!(sim.replayed(), sim.state);
 }
 
 #[test]
@@ -382,7 +435,8 @@ mod flows {
     use icrc_ledger_types::icrc1::transfer::{TransferArg, TransferError};
     use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
     use stratros_staking_api::{
-        Arg, AssetArg, HookArgs, HookError, InitArgs, StakeArgs, StakeError, UnstakeArgs,
+        Arg, AssetArg, FundRewardsArgs, HookArgs, HookError, HookKindView, InitArgs,
+        NotifyDepositArgs, SlashBatchArgs, SlashDestination, StakeArgs, StakeError, UnstakeArgs,
     };
 
     use crate::log::read_state;
@@ -400,6 +454,8 @@ mod flows {
         transfer: RefCell<VecDeque<TReply>>,
         seen_from: RefCell<Vec<TransferFromArgs>>,
         seen: RefCell<Vec<TransferArg>>,
+        /// What `balance_of` answers (the deposit subaccount, or the main account).
+        balance: RefCell<u128>,
     }
 
     impl Runtime for Stub {
@@ -431,7 +487,7 @@ mod flows {
                 .unwrap_or(Ok(Ok(Nat::from(1u8))))
         }
         async fn balance_of(&self, _: Principal, _: Account) -> Result<Nat, CallError> {
-            Ok(Nat::from(0u8))
+            Ok(Nat::from(*self.balance.borrow()))
         }
         async fn metadata(&self, _: Principal) -> Result<LedgerMeta, CallError> {
             Ok(LedgerMeta {
@@ -465,6 +521,7 @@ mod flows {
             transfer: RefCell::new(VecDeque::new()),
             seen_from: RefCell::new(vec![]),
             seen: RefCell::new(vec![]),
+            balance: RefCell::new(0),
         };
         crate::lifecycle::init(
             &rt,
@@ -595,6 +652,205 @@ mod flows {
             ops::hook(&rt, HookKind::Unlock, args),
             Err(HookError::OperationConflict { op_id: 1 })
         );
+    }
+
+    #[test]
+    fn should_stake_a_notified_deposit_minus_the_sweep_fee() {
+        let rt = setup();
+        // Too little in the deposit subaccount: typed error, nothing journaled.
+        *rt.balance.borrow_mut() = 50;
+        let args = NotifyDepositArgs {
+            ledger: ledger(),
+            lock_seconds: None,
+        };
+        assert!(matches!(
+            block_on(ops::notify_deposit(&rt, args.clone())),
+            Err(StakeError::AmountTooSmall { .. })
+        ));
+        assert_eq!(read_state(|s| s.pending_in().len()), 0);
+        *rt.balance.borrow_mut() = 1_010;
+        let p = block_on(ops::notify_deposit(&rt, args)).expect("notify");
+        assert_eq!(p.staked, Nat::from(1_000u32));
+        // The sweep moves balance - fee from the deposit subaccount, with a memo and time.
+        let seen = rt.seen.borrow();
+        let sweep = seen.last().expect("a sweep");
+        assert_eq!(sweep.amount, Nat::from(1_000u32));
+        assert_eq!(
+            sweep.from_subaccount,
+            Some(ops::deposit_subaccount(alice()))
+        );
+        assert!(sweep.created_at_time.is_some() && sweep.memo.is_some());
+        read_state(|s| s.check_invariants()).expect("invariants");
+    }
+
+    #[test]
+    fn should_pay_streamed_rewards_once_through_the_stub_ledger() {
+        let rt = setup();
+        stake(&rt, 1_000).expect("stake");
+        *rt.caller.borrow_mut() = controller();
+        block_on(ops::fund_rewards(
+            &rt,
+            FundRewardsArgs {
+                ledger: ledger(),
+                amount: Nat::from(1_000_000u32),
+            },
+        ))
+        .expect("fund");
+        *rt.caller.borrow_mut() = alice();
+        *rt.now.borrow_mut() += 3 * 24 * 3600 * 1_000_000_000;
+        // The ledger times out: the claim stays journaled, the rewards are in flight.
+        rt.transfer.borrow_mut().push_back(Err(unknown()));
+        let receipts = block_on(ops::claim_rewards(&rt)).expect("claim");
+        assert_eq!(receipts.len(), 1);
+        assert!(matches!(
+            receipts[0].result,
+            Err(StakeError::Pending { .. })
+        ));
+        let claimed = u128::try_from(&receipts[0].amount.0).expect("u128");
+        // 3 days of a 30-day stream to the only staker, rounded down.
+        assert!(claimed <= 100_000 && claimed + 2 >= 100_000, "{claimed}");
+        assert_eq!(read_state(|s| s.pending_out().len()), 1);
+        // A second claim finds nothing new to pay (same timestamp): no second transfer.
+        assert_eq!(block_on(ops::claim_rewards(&rt)).expect("claim"), vec![]);
+        // The retry is the same transfer; the ledger says it happened: settled once.
+        rt.transfer
+            .borrow_mut()
+            .push_back(Ok(Err(TransferError::Duplicate {
+                duplicate_of: Nat::from(4u8),
+            })));
+        block_on(ops::reconcile(&rt));
+        assert_eq!(read_state(|s| s.pending_out().len()), 0);
+        let seen = rt.seen.borrow();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            seen[0], seen[1],
+            "the retry reuses created_at_time and memo"
+        );
+        assert_eq!(seen[0].amount, Nat::from(claimed - 10));
+        read_state(|s| s.check_invariants()).expect("invariants");
+    }
+
+    #[test]
+    fn should_keep_a_withdrawal_pending_not_pay_it_again_when_the_retry_is_too_old() {
+        let rt = setup();
+        stake(&rt, 1_000).expect("stake");
+        ops::unstake(
+            &rt,
+            UnstakeArgs {
+                ledger: ledger(),
+                amount: Nat::from(500u32),
+            },
+        )
+        .expect("unstake");
+        *rt.now.borrow_mut() += 61_000_000_000;
+        // First attempt: unknown outcome (it may have executed); then a day of timeouts.
+        rt.transfer.borrow_mut().push_back(Err(unknown()));
+        assert!(matches!(
+            block_on(ops::withdraw(&rt, ledger())),
+            Err(StakeError::Pending { .. })
+        ));
+        for _ in 0..24 {
+            *rt.now.borrow_mut() += 3600 * 1_000_000_000;
+            rt.transfer.borrow_mut().push_back(Err(unknown()));
+            block_on(ops::reconcile(&rt));
+        }
+        // After 24 h the ledger no longer deduplicates: it answers TooOld. Re-sending with a
+        // fresh timestamp could pay twice, refunding could lose the payout: it stays pending.
+        *rt.now.borrow_mut() += 3600 * 1_000_000_000;
+        rt.transfer
+            .borrow_mut()
+            .push_back(Ok(Err(TransferError::TooOld)));
+        block_on(ops::reconcile(&rt));
+        let a = read_state(|s| s.asset(ledger()).cloned()).expect("asset");
+        assert_eq!((a.unbonding, a.in_flight), (0, 500));
+        let seen = rt.seen.borrow();
+        assert!(seen.len() >= 26);
+        assert!(
+            seen.iter().all(|t| *t == seen[0]),
+            "every retry carries the original created_at_time and memo"
+        );
+        read_state(|s| s.check_invariants()).expect("invariants");
+    }
+
+    #[test]
+    fn should_apply_a_slash_batch_per_op_id_with_its_destination_and_report_it() {
+        let rt = setup();
+        stake(&rt, 1_000).expect("stake");
+        *rt.caller.borrow_mut() = restaking();
+        let lock = HookArgs {
+            op_id: 1,
+            owner: alice(),
+            ledger: ledger(),
+            amount: Nat::from(600u32),
+        };
+        ops::hook(&rt, HookKind::Lock, lock).expect("lock");
+        let slash = |op_id: u64, amount: u32| HookArgs {
+            op_id,
+            owner: alice(),
+            ledger: ledger(),
+            amount: Nat::from(amount),
+        };
+        let to = Account {
+            owner: Principal::from_slice(&[8, 8]),
+            subaccount: None,
+        };
+        let batch = SlashBatchArgs {
+            slashes: vec![slash(2, 100), slash(3, 10_000), slash(4, 50)],
+            destination: Some(SlashDestination::Account(to)),
+        };
+        let r = ops::slash_batch(&rt, batch.clone()).expect("batch");
+        assert!(r[0].is_ok() && r[2].is_ok());
+        assert!(matches!(r[1], Err(HookError::InsufficientLocked { .. })));
+        // The same batch again: the same ops (same event index), nothing applied twice.
+        let again = ops::slash_batch(&rt, batch).expect("batch again");
+        let index = |v: &Vec<Result<stratros_staking_api::HookReceipt, HookError>>| {
+            v.iter()
+                .map(|x| x.as_ref().map(|r| r.event_index).map_err(|e| e.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(index(&r)[0], index(&again)[0]);
+        assert_eq!(index(&r)[2], index(&again)[2]);
+        let pos = read_state(|s| s.position(alice(), ledger()).cloned()).expect("position");
+        assert_eq!((pos.staked, pos.locked), (850, 450));
+        let view = read_state(|s| ops::hook_view(s, 2)).expect("hook 2");
+        assert_eq!(view.kind, HookKindView::Slash);
+        assert_eq!(view.destination, Some(SlashDestination::Account(to)));
+        assert_eq!(read_state(|s| ops::hook_view(s, 3)), None);
+        // The same op id with another destination is a conflict.
+        let other = SlashBatchArgs {
+            slashes: vec![slash(2, 100)],
+            destination: Some(SlashDestination::Burn),
+        };
+        assert_eq!(
+            ops::slash_batch(&rt, other).expect("batch"),
+            vec![Err(HookError::OperationConflict { op_id: 2 })]
+        );
+        let too_many = SlashBatchArgs {
+            slashes: (0..=stratros_staking_api::MAX_SLASH_BATCH as u64)
+                .map(|i| slash(100 + i, 1))
+                .collect(),
+            destination: None,
+        };
+        assert!(matches!(
+            ops::slash_batch(&rt, too_many),
+            Err(HookError::BatchTooLarge { .. })
+        ));
+        *rt.caller.borrow_mut() = alice();
+        assert!(matches!(
+            ops::slash_batch(
+                &rt,
+                SlashBatchArgs {
+                    slashes: vec![],
+                    destination: None
+                }
+            ),
+            Err(HookError::Unauthorized { .. })
+        ));
+        // The reconciliation sends the account's bucket, minus the fee.
+        block_on(ops::reconcile(&rt));
+        let sent = rt.seen.borrow().last().cloned().expect("a slash transfer");
+        assert_eq!((sent.to, sent.amount), (to, Nat::from(140u32)));
+        read_state(|s| s.check_invariants()).expect("invariants");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod ledgers;
 mod nodes;
 mod receipts;
+mod restaking;
 mod staking;
 mod upgrades;
 
@@ -103,8 +104,10 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "restaking",
-            what: "restake to operators; operators allocate to the confirmation and DA AVSs",
-            run: None,
+            what: "deploy restaking; two operators register their nodes; the confirmation and DA \
+                   AVSs; users restake ckBTC and ckETH to the operators, who allocate to both \
+                   AVSs; restaking and staking agree on every lock",
+            run: Some(restaking::run),
         },
         Step {
             name: "registry",
@@ -119,8 +122,10 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "slashing_and_rewards",
-            what: "a node equivocates and is slashed by proof; fees become rewards and are claimed",
-            run: None,
+            what: "a node equivocates and is slashed by proof (anyone reports it; a forged or \
+                   reused proof is refused); a DA slash vetoed, another executed after its veto \
+                   window; AVS rewards deposited and claimed by delegators and operators",
+            run: Some(restaking::slashing_and_rewards),
         },
         Step {
             name: "upgrades",
@@ -154,6 +159,8 @@ pub struct Demo {
     pub nodes: Vec<stratros_confirmation::PolicyNode>,
     /// The staking canister.
     pub staking: Option<Principal>,
+    /// The restaking canister.
+    pub restaking: Option<Principal>,
     pub receipts: Vec<PathBuf>,
     /// The ledgers deployed and what they were initialised with (checked again after upgrade).
     pub ledgers: Vec<ledgers::Ledger>,
@@ -170,6 +177,7 @@ impl Demo {
             hub: None,
             nodes: Vec::new(),
             staking: None,
+            restaking: None,
             receipts: Vec::new(),
             ledgers: Vec::new(),
         }

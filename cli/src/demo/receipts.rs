@@ -33,6 +33,7 @@ pub fn deploy_hub(demo: &mut Demo) -> Result<Vec<Check>> {
             max_batch_age_seconds: Some(BATCH_AGE_SECONDS),
             ..Default::default()
         }),
+        ..Default::default()
     });
     let hub = demo.deploy("confirmation", "confirmation", subnet, Encode!(&arg)?)?;
     demo.hub = Some(hub);

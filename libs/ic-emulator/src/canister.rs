@@ -3,12 +3,13 @@
 //! globals, stable memory and every effect the execution asked for).
 
 use crate::fees::{DEFAULT_FREEZING_THRESHOLD_SECONDS, Fees};
+use crate::heap::{HeapSnapshots, Region};
 use crate::system_api::{Ctx, Exec, HostState, StableMemory, TrapKind, WASM_PAGE};
 use crate::types::CanisterRunStatus;
-use crate::wasm::{CompiledModule, GLOBAL_EXPORT_PREFIX, TABLE_EXPORT};
+use crate::wasm::{CompiledModule, GLOBAL_EXPORT_PREFIX, HEAP_IMPORT, TABLE_EXPORT};
 use candid::Principal;
 use std::collections::BTreeMap;
-use wasmi::{Instance, Linker, Store, Val};
+use wasmi::{Instance, Linker, Memory, Store, Val};
 
 /// The entry point of one execution.
 #[derive(Clone, Debug)]
@@ -39,9 +40,13 @@ pub struct Runtime {
     pub instance: Instance,
     /// The module's mutable globals, saved and restored around executions.
     globals: Vec<wasmi::Global>,
-    /// A heap-sized buffer reused by snapshots, so a message does not pay for
-    /// allocating (and faulting in) a fresh copy of the heap.
+    /// A heap-sized buffer reused by full-copy snapshots, so a message does
+    /// not pay for allocating (and faulting in) a fresh copy of the heap.
     spare: Vec<u8>,
+    /// The mapping that backs the heap when its written pages are tracked.
+    /// Declared after `store`, whose memory points into it, so it is dropped
+    /// after the store.
+    region: Option<Region>,
 }
 
 fn mutable_globals(
@@ -52,6 +57,52 @@ fn mutable_globals(
     (0..count)
         .filter_map(|i| instance.get_global(store, &format!("{GLOBAL_EXPORT_PREFIX}{i}")))
         .collect()
+}
+
+/// The memory type of the module's heap when the rewrite made it an import.
+fn heap_type(module: &wasmi::Module) -> Option<wasmi::MemoryType> {
+    module.imports().find_map(|import| match import.ty() {
+        wasmi::ExternType::Memory(ty) if (import.module(), import.name()) == HEAP_IMPORT => {
+            Some(*ty)
+        }
+        _ => None,
+    })
+}
+
+/// Instantiates `module` in `store`, backing an imported heap with `region`
+/// (or with a plain vector). Runs data segments and the start function.
+fn new_instance(
+    linker: &Linker<HostState>,
+    module: &wasmi::Module,
+    store: &mut Store<HostState>,
+    region: Option<&Region>,
+) -> Result<(Instance, Option<Memory>), wasmi::Error> {
+    let Some(ty) = heap_type(module) else {
+        let instance = linker.instantiate_and_start(&mut *store, module)?;
+        let memory = instance.get_memory(&*store, "memory");
+        return Ok((instance, memory));
+    };
+    let memory = match region {
+        // SAFETY: the region belongs to the runtime that will own this store,
+        // and is declared after the store in `Runtime`, so it outlives it.
+        Some(region) => Memory::new_static(&mut *store, ty, unsafe { region.buffer() })?,
+        None => Memory::new(&mut *store, ty)?,
+    };
+    let mut linker = linker.clone();
+    linker.define(HEAP_IMPORT.0, HEAP_IMPORT.1, memory)?;
+    let instance = linker.instantiate_and_start(&mut *store, module)?;
+    Ok((instance, Some(memory)))
+}
+
+impl Runtime {
+    /// How this instance's executions save the heap.
+    pub fn heap_snapshots(&self) -> HeapSnapshots {
+        if self.region.is_some() {
+            HeapSnapshots::DirtyPages
+        } else {
+            HeapSnapshots::FullCopy
+        }
+    }
 }
 
 impl std::fmt::Debug for Runtime {
@@ -163,6 +214,7 @@ pub fn instantiate(
     module: CompiledModule,
     stable: StableMemory,
     exec: Exec,
+    snapshots: HeapSnapshots,
 ) -> Result<(Runtime, u64), (TrapKind, u64)> {
     let engine = crate::wasm::engine();
     let limit = exec.instruction_limit;
@@ -177,19 +229,33 @@ pub fn instantiate(
     store
         .set_fuel(limit)
         .map_err(|e| (TrapKind::Wasm(e.to_string()), 0))?;
-    let pre = on_wasm_stack(|| linker.instantiate_and_start(&mut store, &module.module))
-        .map_err(|e| (classify(&e, limit), limit - store.get_fuel().unwrap_or(0)))?;
+    let region = match (snapshots, heap_type(&module.module)) {
+        (HeapSnapshots::DirtyPages, Some(ty)) => {
+            // A wasm32 heap without a declared maximum may grow to 4 GiB.
+            let pages = ty.maximum().unwrap_or(1 << 16).min(1 << 16);
+            Region::new((pages * WASM_PAGE) as usize)
+        }
+        _ => None,
+    };
+    let (instance, memory) =
+        on_wasm_stack(|| new_instance(linker, &module.module, &mut store, region.as_ref()))
+            .map_err(|e| (classify(&e, limit), limit - store.get_fuel().unwrap_or(0)))?;
     let instructions = limit - store.get_fuel().unwrap_or(0);
-    let memory = pre.get_memory(&store, "memory");
     store.data_mut().memory = memory;
-    let globals = mutable_globals(&pre, &store, module.mutable_globals);
+    let globals = mutable_globals(&instance, &store, module.mutable_globals);
+    let mut region = region;
+    if let (Some(region), Some(memory)) = (region.as_mut(), memory) {
+        // The shadow starts as the initialised heap, all of it protected.
+        region.commit(memory.data_size(&store));
+    }
     Ok((
         Runtime {
             module,
             store,
-            instance: pre,
+            instance,
             globals,
             spare: Vec::new(),
+            region,
         },
         instructions,
     ))
@@ -220,15 +286,21 @@ pub fn classify(error: &wasmi::Error, limit: u64) -> TrapKind {
 
 /// A full copy of an instance's state, to undo several executions at once.
 pub struct Checkpoint {
-    snapshot: Snapshot,
+    heap: Vec<u8>,
+    globals: Vec<Val>,
     stable: StableMemory,
 }
 
 pub fn checkpoint(rt: &mut Runtime) -> Checkpoint {
-    let stable = rt.store.data().stable.clone();
     Checkpoint {
-        snapshot: snapshot(rt),
-        stable,
+        heap: rt
+            .store
+            .data()
+            .memory
+            .map(|m| m.data(&rt.store).to_vec())
+            .unwrap_or_default(),
+        globals: rt.globals.iter().map(|g| g.get(&rt.store)).collect(),
+        stable: rt.store.data().stable.clone(),
     }
 }
 
@@ -236,44 +308,109 @@ pub fn restore_checkpoint(rt: &mut Runtime, checkpoint: Checkpoint) {
     let mut stable = checkpoint.stable;
     stable.begin();
     rt.store.data_mut().stable = stable;
-    restore(rt, checkpoint.snapshot);
+    write_heap(rt, &checkpoint.heap);
+    restore_globals(rt, checkpoint.globals);
 }
 
+/// What one execution needs to undo its writes.
 struct Snapshot {
-    heap: Vec<u8>,
+    heap: SavedHeap,
     globals: Vec<Val>,
 }
 
+enum SavedHeap {
+    /// The whole heap.
+    Copy(Vec<u8>),
+    /// The heap's size; the region knows the pages written since.
+    Tracked { len: usize },
+}
+
+fn heap_len(rt: &Runtime) -> usize {
+    rt.store.data().memory.map_or(0, |m| m.data_size(&rt.store))
+}
+
 fn snapshot(rt: &mut Runtime) -> Snapshot {
-    let mut heap = std::mem::take(&mut rt.spare);
-    heap.clear();
-    if let Some(memory) = rt.store.data().memory {
-        heap.extend_from_slice(memory.data(&rt.store));
-    }
     let globals = rt.globals.iter().map(|g| g.get(&rt.store)).collect();
     rt.store.data_mut().stable.begin();
+    let heap = match &rt.region {
+        Some(_) => SavedHeap::Tracked { len: heap_len(rt) },
+        None => {
+            let mut heap = std::mem::take(&mut rt.spare);
+            heap.clear();
+            if let Some(memory) = rt.store.data().memory {
+                heap.extend_from_slice(memory.data(&rt.store));
+            }
+            SavedHeap::Copy(heap)
+        }
+    };
     Snapshot { heap, globals }
+}
+
+/// Keeps what the execution did.
+fn commit(rt: &mut Runtime, snapshot: Snapshot) {
+    match snapshot.heap {
+        SavedHeap::Copy(heap) => rt.spare = heap,
+        SavedHeap::Tracked { .. } => {
+            let len = heap_len(rt);
+            if let Some(region) = rt.region.as_mut() {
+                region.commit(len);
+            }
+        }
+    }
 }
 
 fn restore(rt: &mut Runtime, snapshot: Snapshot) {
     rt.store.data_mut().stable.rollback();
-    if let Some(memory) = rt.store.data().memory {
-        let data = memory.data_mut(&mut rt.store);
-        if data.len() == snapshot.heap.len() {
-            data.copy_from_slice(&snapshot.heap);
-        } else {
-            // The heap grew: Wasm memory cannot shrink, so roll back by
-            // building a fresh instance and restoring the snapshot into it.
-            rebuild(rt, &snapshot);
+    match snapshot.heap {
+        SavedHeap::Copy(heap) => {
+            write_heap(rt, &heap);
+            rt.spare = heap;
+        }
+        SavedHeap::Tracked { len } => {
+            if let Some(region) = rt.region.as_mut() {
+                region.roll_back();
+            }
+            if heap_len(rt) != len {
+                // The heap grew: its first `len` bytes are restored, the rest
+                // must go, which only a fresh instance can do.
+                let heap = rt
+                    .store
+                    .data()
+                    .memory
+                    .and_then(|m| m.data(&rt.store).get(..len).map(<[u8]>::to_vec))
+                    .unwrap_or_default();
+                rebuild(rt, &heap);
+            }
         }
     }
-    for (global, value) in rt.globals.iter().zip(snapshot.globals) {
-        let _ = global.set(&mut rt.store, value);
-    }
-    rt.spare = snapshot.heap;
+    restore_globals(rt, snapshot.globals);
 }
 
-fn rebuild(rt: &mut Runtime, snapshot: &Snapshot) {
+fn restore_globals(rt: &mut Runtime, globals: Vec<Val>) {
+    for (global, value) in rt.globals.iter().zip(globals) {
+        let _ = global.set(&mut rt.store, value);
+    }
+}
+
+/// Makes the heap equal to `heap`.
+fn write_heap(rt: &mut Runtime, heap: &[u8]) {
+    if let Some(memory) = rt.store.data().memory {
+        let data = memory.data_mut(&mut rt.store);
+        if data.len() == heap.len() {
+            data.copy_from_slice(heap);
+            let len = heap.len();
+            if let Some(region) = rt.region.as_mut() {
+                region.commit(len);
+            }
+        } else {
+            // The heap grew: Wasm memory cannot shrink, so roll back by
+            // building a fresh instance and restoring the heap into it.
+            rebuild(rt, heap);
+        }
+    }
+}
+
+fn rebuild(rt: &mut Runtime, heap: &[u8]) {
     let engine = crate::wasm::engine();
     let state = std::mem::replace(
         rt.store.data_mut(),
@@ -293,23 +430,33 @@ fn rebuild(rt: &mut Runtime, snapshot: &Snapshot) {
         return;
     };
     // Instantiation only runs data segments and the start function, whose
-    // effects the restored heap overwrites.
+    // effects the restored heap overwrites. A region is reused as it is: its
+    // old store is dropped below, before anything touches the heap again.
     let _ = store.set_fuel(u64::MAX / 2);
-    let Ok(instance) = linker.instantiate_and_start(&mut store, &rt.module.module) else {
+    let Ok((instance, memory)) =
+        on_wasm_stack(|| new_instance(&linker, &rt.module.module, &mut store, rt.region.as_ref()))
+    else {
         return;
     };
-    if let Some(memory) = instance.get_memory(&store, "memory") {
-        let pages = snapshot.heap.len() as u64 / WASM_PAGE;
+    if let Some(memory) = memory {
+        let pages = heap.len() as u64 / WASM_PAGE;
         let current = memory.size(&store);
         if pages > current {
             let _ = memory.grow(&mut store, pages - current);
         }
-        memory.data_mut(&mut store)[..snapshot.heap.len()].copy_from_slice(&snapshot.heap);
-        store.data_mut().memory = Some(memory);
+        if let Some(data) = memory.data_mut(&mut store).get_mut(..heap.len()) {
+            data.copy_from_slice(heap);
+        }
     }
+    store.data_mut().memory = memory;
     rt.globals = mutable_globals(&instance, &store, rt.module.mutable_globals);
     rt.store = store;
     rt.instance = instance;
+    // Instantiation and the copy wrote the heap: what it holds now is committed.
+    let len = heap_len(rt);
+    if let Some(region) = rt.region.as_mut() {
+        region.commit(len);
+    }
 }
 
 /// Runs `entry` with `exec`. On a trap everything is rolled back; with
@@ -325,7 +472,7 @@ pub fn execute(rt: &mut Runtime, entry: &Entry, exec: Exec, discard: bool) -> Ou
     if trap.is_some() || discard {
         restore(rt, saved);
     } else {
-        rt.spare = saved.heap;
+        commit(rt, saved);
     }
     let exec = std::mem::replace(
         &mut rt.store.data_mut().exec,

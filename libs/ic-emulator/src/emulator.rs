@@ -37,6 +37,9 @@ pub struct EmulatorConfig {
     /// seeded random order instead of FIFO.
     pub schedule_seed: Option<u64>,
     pub start_time_nanos: u64,
+    /// How executions save the heap for rollback; by default dirty pages,
+    /// unless `IC_EMULATOR_HEAP_SNAPSHOTS=full-copy`.
+    pub heap_snapshots: crate::HeapSnapshots,
 }
 
 impl Default for EmulatorConfig {
@@ -45,6 +48,7 @@ impl Default for EmulatorConfig {
             key_seed: *b"stratros emulator master key sd!",
             schedule_seed: None,
             start_time_nanos: DEFAULT_START_TIME_NANOS,
+            heap_snapshots: crate::HeapSnapshots::from_env(),
         }
     }
 }
@@ -129,6 +133,7 @@ pub(crate) struct Subnet {
 /// An emulated Internet Computer.
 pub struct Emulator {
     linker: Linker<HostState>,
+    heap_snapshots: crate::HeapSnapshots,
     pub(crate) keys: std::sync::Arc<Keys>,
     time: u64,
     pub(crate) subnets: Vec<Subnet>,
@@ -215,6 +220,7 @@ impl Emulator {
         Self {
             linker: crate::system_api::linker(wasm::engine())
                 .unwrap_or_else(|e| panic!("BUG: the ic0 linker does not build: {e}")),
+            heap_snapshots: config.heap_snapshots,
             keys: std::sync::Arc::new(keys),
             time: config.start_time_nanos,
             subnets,
@@ -430,6 +436,15 @@ impl Emulator {
             .unwrap_or_default()
     }
 
+    /// How `canister`'s executions save its heap for rollback (`None` when it has no
+    /// module): dirty pages unless configured otherwise or unavailable here.
+    pub fn heap_snapshots_of(&self, canister: Principal) -> Option<crate::HeapSnapshots> {
+        self.canisters
+            .get(&canister)
+            .and_then(|c| c.runtime.as_ref())
+            .map(canister::Runtime::heap_snapshots)
+    }
+
     pub fn certified_data(&self, canister: Principal) -> Vec<u8> {
         self.canisters
             .get(&canister)
@@ -562,6 +577,7 @@ impl Emulator {
         let time = self.time;
         let root_key = self.root_key.clone();
         let linker = &self.linker;
+        let heap_snapshots = self.heap_snapshots;
         let c = self.canisters.get_mut(&canister).ok_or_else(|| {
             RejectResponse::system(
                 ErrorCode::CanisterNotFound,
@@ -671,7 +687,7 @@ impl Emulator {
         );
         exec.caller = sender;
         let (mut rt, start_instructions) =
-            match canister::instantiate(linker, module.clone(), stable, exec) {
+            match canister::instantiate(linker, module.clone(), stable, exec, heap_snapshots) {
                 Ok(x) => x,
                 Err((t, _)) => {
                     restore(c, checkpoint);
@@ -1601,6 +1617,8 @@ impl Emulator {
                     crate::management::handle(
                         self, origin, caller, &method, &arg, cycles, deadline,
                     );
+                } else if crate::cmc::routes_here(self, callee) {
+                    crate::cmc::handle(self, origin, caller, &method, &arg, cycles);
                 } else {
                     self.deliver_request(origin, caller, callee, method, arg, cycles, deadline);
                 }

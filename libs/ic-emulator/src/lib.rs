@@ -8,8 +8,10 @@
 //! see the crate README for what it does not model.
 
 mod canister;
+pub mod cmc;
 mod emulator;
 pub mod fees;
+mod heap;
 mod management;
 mod stack;
 pub mod system_api;
@@ -21,5 +23,6 @@ pub use emulator::{
     INSPECT_INSTRUCTION_LIMIT, INSTALL_INSTRUCTION_LIMIT, QUERY_INSTRUCTION_LIMIT,
     UPDATE_INSTRUCTION_LIMIT, canister_id_from_index,
 };
+pub use heap::HeapSnapshots;
 pub use ic_emulator_crypto as crypto;
 pub use types::*;

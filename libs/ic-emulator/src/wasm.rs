@@ -22,6 +22,9 @@ pub const MAX_CUSTOM_SECTIONS_SIZE: usize = 1024 * 1024;
 pub(crate) const TABLE_EXPORT: &str = "__emu_table";
 /// Prefix of the export names of the module's mutable globals.
 pub(crate) const GLOBAL_EXPORT_PREFIX: &str = "__emu_global_";
+/// Module and name under which the rewritten module imports its memory, so the
+/// emulator chooses what backs it (see `heap`).
+pub(crate) const HEAP_IMPORT: (&str, &str) = ("__emu", "memory");
 
 use ValType::{I32, I64};
 
@@ -208,6 +211,9 @@ struct Checked {
     metadata: BTreeMap<String, (bool, Vec<u8>)>,
     mutable_globals: Vec<u32>,
     has_table: bool,
+    /// The module's memory, when it is a plain 32-bit one that the rewrite
+    /// turns into an import.
+    heap: Option<wasmparser::MemoryType>,
 }
 
 fn check(raw: &[u8]) -> Result<Checked, InvalidModule> {
@@ -226,6 +232,7 @@ fn check(raw: &[u8]) -> Result<Checked, InvalidModule> {
     let mut globals = 0usize;
     let mut has_table = false;
     let mut memories = 0usize;
+    let mut heap = None;
     let mut method_names: BTreeSet<String> = BTreeSet::new();
     let err =
         |e: wasmparser::BinaryReaderError| invalid(format!("Failed to decode wasm module: {e}"));
@@ -283,7 +290,15 @@ fn check(raw: &[u8]) -> Result<Checked, InvalidModule> {
                 }
             }
             Payload::TableSection(reader) => has_table |= reader.count() > 0,
-            Payload::MemorySection(reader) => memories += reader.count() as usize,
+            Payload::MemorySection(reader) => {
+                for memory in reader {
+                    let memory = memory.map_err(err)?;
+                    memories += 1;
+                    let plain =
+                        !memory.memory64 && !memory.shared && memory.page_size_log2.is_none();
+                    heap = plain.then_some(memory);
+                }
+            }
             Payload::GlobalSection(reader) => {
                 for global in reader {
                     let global = global.map_err(err)?;
@@ -359,6 +374,7 @@ fn check(raw: &[u8]) -> Result<Checked, InvalidModule> {
         metadata,
         mutable_globals,
         has_table,
+        heap,
     })
 }
 
@@ -421,7 +437,9 @@ fn check_export(
 }
 
 /// Re-emits the module with its function table and mutable globals exported,
-/// so the emulator can call callbacks by table index and roll globals back.
+/// so the emulator can call callbacks by table index and roll globals back,
+/// and with its memory imported, so the emulator can back it with a mapping
+/// whose written pages it tracks.
 fn rewrite(raw: &[u8], checked: &Checked) -> Result<Vec<u8>, InvalidModule> {
     use wasm_encoder::{ExportKind, ExportSection, RawSection};
     let err =
@@ -438,10 +456,38 @@ fn rewrite(raw: &[u8], checked: &Checked) -> Result<Vec<u8>, InvalidModule> {
             );
         }
     };
+    // The memory moves from the memory section to the end of the imports
+    // (memory indices are unchanged: the module has at most one memory).
+    let heap_import = checked.heap.map(|m| wasm_encoder::MemoryType {
+        minimum: m.initial,
+        maximum: m.maximum,
+        memory64: false,
+        shared: false,
+        page_size_log2: None,
+    });
+    let mut imported = heap_import.is_none();
     let mut module = wasm_encoder::Module::new();
     let mut exported = false;
     for payload in Parser::new(0).parse_all(raw) {
         let payload = payload.map_err(err)?;
+        if let (Payload::ImportSection(reader), Some(memory)) = (&payload, heap_import) {
+            let mut section = wasm_encoder::ImportSection::new();
+            for import in reader.clone().into_imports() {
+                let import = import.map_err(err)?;
+                let TypeRef::Func(ty) = import.ty else {
+                    return Err(invalid("only functions may be imported"));
+                };
+                section.import(
+                    import.module,
+                    import.name,
+                    wasm_encoder::EntityType::Function(ty),
+                );
+            }
+            section.import(HEAP_IMPORT.0, HEAP_IMPORT.1, memory);
+            module.section(&section);
+            imported = true;
+            continue;
+        }
         if let Payload::ExportSection(reader) = &payload {
             let mut section = ExportSection::new();
             for export in reader.clone() {
@@ -463,6 +509,19 @@ fn rewrite(raw: &[u8], checked: &Checked) -> Result<Vec<u8>, InvalidModule> {
         let Some((id, range)) = payload.as_section() else {
             continue;
         };
+        // A module without imports gets an import section for its memory,
+        // right after the type section.
+        if let (false, Some(memory)) = (imported, heap_import)
+            && id > 2
+        {
+            let mut section = wasm_encoder::ImportSection::new();
+            section.import(HEAP_IMPORT.0, HEAP_IMPORT.1, memory);
+            module.section(&section);
+            imported = true;
+        }
+        if matches!(payload, Payload::MemorySection(_)) && heap_import.is_some() {
+            continue;
+        }
         // Sections after the export section in the module order: start (8),
         // element (9), code (10), data (11), data count (12).
         if !exported && (8..=12).contains(&id) {

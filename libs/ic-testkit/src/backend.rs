@@ -10,6 +10,10 @@ use serde::de::DeserializeOwned;
 /// Cycles a canister gets when [`CanisterSpec::cycles`] is `None` (PocketIC's default).
 pub const DEFAULT_CANISTER_CYCLES: u128 = 100_000_000_000_000;
 
+/// Rounds [`IcBackend::run_until_idle`] runs on a backend that cannot tell when it is idle
+/// (PocketIC): enough for a few inter-canister round trips and a threshold signature.
+pub const IDLE_ROUNDS: usize = 30;
+
 /// The kind of subnet a canister is created on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum SubnetKind {
@@ -211,6 +215,29 @@ pub trait IcBackend {
         canister: Principal,
         sender: Option<Principal>,
     ) -> Result<(), CallError>;
+
+    /// Replaces the controllers (the management canister's `update_settings`).
+    fn set_controllers(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+        controllers: Vec<Principal>,
+    ) -> Result<(), CallError>;
+
+    /// Removes the module and all state; open call contexts are rejected.
+    fn uninstall_code(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+    ) -> Result<(), CallError>;
+
+    /// Runs rounds until every message, callback and due timer has run. The emulator knows
+    /// when it is idle; PocketIC runs [`IDLE_ROUNDS`] rounds.
+    fn run_until_idle(&self) {
+        for _ in 0..IDLE_ROUNDS {
+            self.tick();
+        }
+    }
 }
 
 fn encode<A: ArgumentEncoder>(method: &str, args: A) -> Vec<u8> {
@@ -331,6 +358,25 @@ pub trait IcBackendExt: IcBackend {
     ) -> Result<(), CallError> {
         let arg = encode("canister_post_upgrade", (upgrade_arg,));
         self.install(canister, InstallMode::Upgrade, wasm, arg, sender)
+    }
+
+    /// Reinstalls `canister` (all state wiped) with the Candid-encoded `init_arg`.
+    fn reinstall<A: CandidType>(
+        &self,
+        canister: Principal,
+        wasm: Vec<u8>,
+        init_arg: A,
+        sender: Option<Principal>,
+    ) -> Result<(), CallError> {
+        let arg = encode("canister_init", (init_arg,));
+        self.install(canister, InstallMode::Reinstall, wasm, arg, sender)
+    }
+
+    /// Advances time by `by`, then runs until idle, so that due timers and what they
+    /// start (calls, their callbacks) complete.
+    fn advance_and_settle(&self, by: Duration) {
+        self.advance_time(by);
+        self.run_until_idle();
     }
 
     /// Runs `n` rounds.

@@ -4,7 +4,7 @@ use std::cell::RefCell;
 use std::time::{Duration, SystemTime};
 
 use candid::Principal;
-use ic_emulator::{Emulator, RejectResponse};
+use ic_emulator::{Emulator, EmulatorConfig, RejectResponse};
 
 use crate::backend::{
     CallError, CallId, CanisterRunStatus, CanisterSpec, CanisterStatus, DEFAULT_CANISTER_CYCLES,
@@ -18,8 +18,13 @@ pub struct EmulatorBackend {
 
 impl EmulatorBackend {
     pub fn new() -> Self {
+        Self::with_config(EmulatorConfig::default())
+    }
+
+    /// An emulator with its own key seed, schedule seed or heap snapshots.
+    pub fn with_config(config: EmulatorConfig) -> Self {
         Self {
-            emulator: RefCell::new(Emulator::new()),
+            emulator: RefCell::new(Emulator::with_config(config)),
         }
     }
 
@@ -211,5 +216,32 @@ impl IcBackend for EmulatorBackend {
             .borrow_mut()
             .delete_canister(canister, sender)
             .map_err(to_call_error)
+    }
+
+    fn set_controllers(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+        controllers: Vec<Principal>,
+    ) -> Result<(), CallError> {
+        self.emulator
+            .borrow_mut()
+            .set_controllers(canister, sender, controllers)
+            .map_err(to_call_error)
+    }
+
+    fn uninstall_code(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+    ) -> Result<(), CallError> {
+        self.emulator
+            .borrow_mut()
+            .uninstall_code(anonymous(sender), canister)
+            .map_err(to_call_error)
+    }
+
+    fn run_until_idle(&self) {
+        self.emulator.borrow_mut().run_until_idle();
     }
 }

@@ -5,6 +5,7 @@
 //! `POCKET_IC_BIN` is set (see [`backends_for_test`]).
 
 mod backend;
+mod certificate;
 mod emulator;
 mod pocketic;
 mod select;
@@ -12,8 +13,9 @@ mod wasm;
 
 pub use backend::{
     CallError, CallId, CanisterRunStatus, CanisterSpec, CanisterStatus, DEFAULT_CANISTER_CYCLES,
-    IcBackend, IcBackendExt, InstallMode, RejectCode, SubnetKind,
+    IDLE_ROUNDS, IcBackend, IcBackendExt, InstallMode, RejectCode, SubnetKind,
 };
+pub use certificate::certified_data;
 pub use emulator::EmulatorBackend;
 pub use pocketic::PocketIcBackend;
 pub use select::{

@@ -77,6 +77,28 @@ impl Default for PocketIcBackend {
     }
 }
 
+/// The Candid argument of the management canister's `install_code`.
+fn install_code_payload(
+    canister: Principal,
+    mode: InstallMode,
+    wasm: Vec<u8>,
+    arg: Vec<u8>,
+) -> Vec<u8> {
+    let mode = match mode {
+        InstallMode::Install => CanisterInstallMode::Install,
+        InstallMode::Reinstall => CanisterInstallMode::Reinstall,
+        InstallMode::Upgrade => CanisterInstallMode::Upgrade(None),
+    };
+    let args = InstallCodeArgs {
+        mode,
+        canister_id: canister,
+        wasm_module: ByteBuf::from(wasm),
+        arg: ByteBuf::from(arg),
+        sender_canister_version: None,
+    };
+    candid::encode_one(&args).expect("BUG: cannot encode install_code args")
+}
+
 fn to_call_error(reject: RejectResponse) -> CallError {
     CallError {
         reject_code: RejectCode::from_u32(reject.reject_code as u32)
@@ -114,19 +136,7 @@ impl IcBackend for PocketIcBackend {
         arg: Vec<u8>,
         sender: Option<Principal>,
     ) -> Result<(), CallError> {
-        let mode = match mode {
-            InstallMode::Install => CanisterInstallMode::Install,
-            InstallMode::Reinstall => CanisterInstallMode::Reinstall,
-            InstallMode::Upgrade => CanisterInstallMode::Upgrade(None),
-        };
-        let args = InstallCodeArgs {
-            mode,
-            canister_id: canister,
-            wasm_module: ByteBuf::from(wasm),
-            arg: ByteBuf::from(arg),
-            sender_canister_version: None,
-        };
-        let payload = candid::encode_one(&args).expect("BUG: cannot encode install_code args");
+        let payload = install_code_payload(canister, mode, wasm, arg);
         self.pic
             .update_call_with_effective_principal(
                 Principal::management_canister(),
@@ -271,5 +281,78 @@ impl IcBackend for PocketIcBackend {
         self.pic
             .delete_canister(canister, sender)
             .map_err(to_call_error)
+    }
+
+    fn set_controllers(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+        controllers: Vec<Principal>,
+    ) -> Result<(), CallError> {
+        self.pic
+            .set_controllers(canister, sender, controllers)
+            .map_err(to_call_error)
+    }
+
+    fn uninstall_code(
+        &self,
+        canister: Principal,
+        sender: Option<Principal>,
+    ) -> Result<(), CallError> {
+        self.pic
+            .uninstall_canister(canister, sender)
+            .map_err(to_call_error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What can be checked without a PocketIC server.
+    use super::*;
+
+    #[test]
+    fn should_encode_install_code_as_the_management_canister_expects() {
+        let canister = Principal::from_slice(&[1, 2, 3]);
+        for (mode, expected) in [
+            (InstallMode::Install, CanisterInstallMode::Install),
+            (InstallMode::Reinstall, CanisterInstallMode::Reinstall),
+            (InstallMode::Upgrade, CanisterInstallMode::Upgrade(None)),
+        ] {
+            let payload = install_code_payload(canister, mode, vec![0, 97, 115, 109], vec![7]);
+            let decoded: ic_management_canister_types::InstallCodeArgs =
+                candid::decode_one(&payload).expect("decodes as the management canister's type");
+            assert_eq!(decoded.mode, expected);
+            assert_eq!(decoded.canister_id, canister);
+            assert_eq!(decoded.wasm_module, vec![0, 97, 115, 109]);
+            assert_eq!(decoded.arg, vec![7]);
+        }
+    }
+
+    #[test]
+    fn should_keep_reject_code_message_and_error_code() {
+        let error = to_call_error(RejectResponse {
+            reject_code: pocket_ic::RejectCode::CanisterError,
+            reject_message: "trapped".into(),
+            error_code: pocket_ic::ErrorCode::CanisterCalledTrap,
+            certified: true,
+        });
+        assert_eq!(error.reject_code, RejectCode::CanisterError);
+        assert_eq!(error.message, "trapped");
+        assert_eq!(
+            error.error_code.as_deref(),
+            Some(
+                pocket_ic::ErrorCode::CanisterCalledTrap
+                    .to_string()
+                    .as_str()
+            )
+        );
+    }
+
+    #[test]
+    fn should_be_usable_as_a_backend_object() {
+        fn object(backend: &PocketIcBackend) -> &dyn IcBackend {
+            backend
+        }
+        let _ = object;
     }
 }

@@ -12,6 +12,7 @@ use crate::backend::{
 #[derive(Default)]
 struct EchoBackend {
     calls: RefCell<Vec<(String, Option<Principal>)>>,
+    ticks: std::cell::Cell<usize>,
 }
 
 impl IcBackend for EchoBackend {
@@ -65,7 +66,6 @@ impl IcBackend for EchoBackend {
     fn await_call(&self, _: CallId) -> Result<Vec<u8>, CallError> {
         Ok(candid::encode_one(42u64).unwrap())
     }
-    fn tick(&self) {}
     fn advance_time(&self, _: Duration) {}
     fn set_time(&self, _: u64) {}
     fn time(&self) -> u64 {
@@ -95,6 +95,20 @@ impl IcBackend for EchoBackend {
     }
     fn delete_canister(&self, _: Principal, _: Option<Principal>) -> Result<(), CallError> {
         Ok(())
+    }
+    fn set_controllers(
+        &self,
+        _: Principal,
+        _: Option<Principal>,
+        _: Vec<Principal>,
+    ) -> Result<(), CallError> {
+        Ok(())
+    }
+    fn uninstall_code(&self, _: Principal, _: Option<Principal>) -> Result<(), CallError> {
+        Ok(())
+    }
+    fn tick(&self) {
+        self.ticks.set(self.ticks.get() + 1);
     }
 }
 
@@ -181,4 +195,21 @@ fn should_find_workspace_root_with_workspace_table() {
 #[should_panic(expected = "scripts/build.sh")]
 fn should_tell_to_run_build_script_when_wasm_is_missing() {
     crate::wasm("no-such-canister-for-ic-testkit");
+}
+
+#[test]
+fn should_run_a_fixed_number_of_rounds_when_the_backend_cannot_tell_it_is_idle() {
+    let backend = EchoBackend::default();
+    backend.run_until_idle();
+    assert_eq!(backend.ticks.get(), crate::IDLE_ROUNDS);
+    backend.advance_and_settle(Duration::from_secs(1));
+    assert_eq!(backend.ticks.get(), 2 * crate::IDLE_ROUNDS);
+}
+
+#[test]
+fn should_find_no_certified_data_in_bytes_that_are_not_a_certificate() {
+    assert_eq!(
+        crate::certified_data(b"not cbor", Principal::anonymous()),
+        None
+    );
 }

@@ -4,7 +4,8 @@
 //! into another binary: its entry points would clash).
 
 use crate::{
-    BatchHeader, Confirmation, Hash32, PolicyError, PolicyNode, QuorumPolicy, QuorumRule, RecordId,
+    BatchHeader, Blob, Confirmation, Hash32, PolicyError, PolicyNode, QuorumPolicy, QuorumRule,
+    Record, RecordId,
 };
 use candid::{CandidType, Principal};
 use serde::{Deserialize, Serialize};
@@ -26,12 +27,169 @@ pub struct InitArgs {
     pub quorum_rule: Option<QuorumRule>,
     /// Default and limits: see [`Config`].
     pub config: Option<ConfigUpdate>,
+    /// Per-record fees; none (or a zero fee) charges nothing.
+    pub fees: Option<FeeConfig>,
+    /// Principals besides the controllers allowed to call `add_submitter` (e.g. the service
+    /// registry).
+    pub registrars: Option<Vec<Principal>>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, CandidType, Deserialize)]
 pub struct UpgradeArgs {
     pub config: Option<ConfigUpdate>,
+    /// Replaces the fee configuration (none keeps it).
+    pub fees: Option<FeeConfig>,
+    /// Replaces the registrars (none keeps them).
+    pub registrars: Option<Vec<Principal>>,
 }
+
+/// Per-record fees in an ICRC-2 token, and where the hub forwards them.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
+pub struct FeeConfig {
+    /// The ICRC-2 ledger fees are paid in. Changing it needs every credit spent or refunded:
+    /// the hub refuses a new ledger while credits are outstanding.
+    pub ledger: Principal,
+    /// Charged for each new record (duplicates are free); 0 charges nothing.
+    pub fee_per_record: u128,
+    /// The restaking canister that receives collected fees as rewards of `avs`; none keeps
+    /// them at the hub.
+    pub restaking: Option<Principal>,
+    /// The confirmation AVS's id at restaking.
+    pub avs: String,
+    /// Forward once at least this much is collected (it must exceed the ledger fees of a
+    /// forward: an approval and a transfer).
+    pub min_forward: u128,
+    /// How often the forwarding timer runs (60..=86400).
+    pub forward_interval_seconds: u64,
+}
+
+/// `deposit_fees`: the hub pulls `amount` from the caller's account with
+/// `icrc2_transfer_from` (approve `amount` + the ledger fee first). A retry with the same
+/// `created_at_time` is deduplicated by the ledger and credits nothing twice.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct DepositFeesArgs {
+    pub amount: u128,
+    /// IC nanoseconds; reuse it when retrying after an unknown outcome.
+    pub created_at_time: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct FeeDeposit {
+    /// The ledger block of the transfer.
+    pub block_index: u128,
+    /// What this call credited: 0 when the block was credited before (a retry).
+    pub credited: u128,
+    /// The caller's credit now.
+    pub credit: u128,
+}
+
+/// Why `deposit_fees` credited nothing.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub enum FeeError {
+    /// The hub charges no fees (no ledger configured).
+    FeesDisabled,
+    /// Only submitters deposit fees.
+    Unauthorized {
+        caller: Principal,
+    },
+    ZeroAmount,
+    /// Another deposit of the caller is in flight.
+    Busy,
+    /// The ledger refused the transfer (allowance, balance, time window, ...).
+    LedgerRefused {
+        message: String,
+    },
+    /// The ledger's answer is unknown: retry with the same `created_at_time`.
+    LedgerUnreachable {
+        message: String,
+    },
+}
+
+/// A submitter's fee account at the hub.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct FeeAccount {
+    pub submitter: Principal,
+    pub ledger: Option<Principal>,
+    pub fee_per_record: u128,
+    /// What the submitter can still spend.
+    pub credit: u128,
+    pub deposited: u128,
+    pub charged: u128,
+    /// Records charged for.
+    pub records_charged: u64,
+}
+
+/// The hub's fee books.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct FeeStatus {
+    pub config: Option<FeeConfig>,
+    /// Sum of every submitter's credit.
+    pub credits: u128,
+    /// Charged and not forwarded yet.
+    pub collected: u128,
+    /// Delivered to restaking.
+    pub forwarded: u128,
+    /// Paid to the ledger for forwarding (approvals and transfers).
+    pub forward_ledger_fees: u128,
+    pub forward: Option<ForwardView>,
+    /// Entries in the fee event log.
+    pub events: u64,
+}
+
+/// The forward in progress (one at a time).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct ForwardView {
+    pub id: u64,
+    pub amount: u128,
+    pub approved: bool,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+}
+
+/// What a canister needs to relay a receipt (`get_record_proof`, callable by canisters): the
+/// receipt without the IC certificate and witness, which a client fetches from the hub with
+/// the query `get_header_certificate(height)`.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
+pub struct RecordProof {
+    pub record: Record,
+    pub leaf_index: u64,
+    pub leaf_hash: Hash32,
+    pub proof: Vec<Hash32>,
+    pub header: BatchHeader,
+    pub header_hash: Hash32,
+    pub confirmations: Vec<Confirmation>,
+    pub quorum_policy: QuorumPolicy,
+}
+
+/// The IC certificate of the hub's certified data and the witness of `headers/<height>`
+/// (`get_header_certificate`, query only).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct HeaderCertificate {
+    pub height: u64,
+    pub header_hash: Hash32,
+    pub certificate: Blob,
+    pub witness: Blob,
+}
+
+impl RecordProof {
+    /// The full receipt, with a certificate and witness from `get_header_certificate`.
+    pub fn into_receipt(self, certificate: HeaderCertificate) -> crate::Receipt {
+        crate::Receipt {
+            record: self.record,
+            leaf_index: self.leaf_index,
+            leaf_hash: self.leaf_hash,
+            proof: self.proof,
+            header: self.header,
+            confirmations: self.confirmations,
+            quorum_policy: self.quorum_policy,
+            certificate: certificate.certificate,
+            witness: certificate.witness,
+        }
+    }
+}
+
+/// The most batches `list_batches` returns.
+pub const MAX_BATCH_PAGE: u64 = 100;
 
 /// The hub's tunables. Every field has a default and bounds (the hub validates them).
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Serialize, Deserialize)]
@@ -114,6 +272,8 @@ pub enum SubmitError {
         max: u32,
         got: u64,
     },
+    /// The caller's fee credit does not cover the call's new records: `deposit_fees` first.
+    InsufficientCredit { needed: u128, available: u128 },
 }
 
 /// Why `get_receipt` has no receipt.
@@ -153,6 +313,8 @@ pub enum AdminError {
     NothingPending,
     /// `seal_now` while no valid quorum policy is configured.
     NoValidPolicy,
+    /// A configuration the hub refuses.
+    InvalidConfig(String),
 }
 
 /// How far one node got with one batch.
@@ -235,4 +397,7 @@ pub struct Status {
     pub submitters: u64,
     pub config: Config,
     pub cycles: u128,
+    /// Principals besides the controllers that may add submitters.
+    pub registrars: Vec<Principal>,
+    pub fees: FeeStatus,
 }

@@ -114,6 +114,40 @@ pub struct HookArgs {
     pub amount: Nat,
 }
 
+/// Most slashes in one `restaking_slash_batch` call (keeps the call far below the
+/// instruction and message-size limits: each slash is ~0.1 M instructions and ~80 bytes).
+pub const MAX_SLASH_BATCH: usize = 500;
+
+/// `restaking_slash_batch`: many owners in one call, each slash idempotent per its own op id.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct SlashBatchArgs {
+    pub slashes: Vec<HookArgs>,
+    /// Where these slashed tokens go; `None`: the destination configured in staking.
+    pub destination: Option<SlashDestination>,
+}
+
+#[derive(CandidType, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HookKindView {
+    Lock,
+    Unlock,
+    Slash,
+}
+
+/// A hook operation staking applied (`get_hook(op_id)`): lets restaking reconcile an op whose
+/// call had an unknown outcome without calling the hook again.
+#[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct HookView {
+    pub op_id: u64,
+    pub kind: HookKindView,
+    pub owner: Principal,
+    pub ledger: Principal,
+    pub amount: Nat,
+    /// Event log index of the operation.
+    pub event_index: u64,
+    /// Slashes: where the tokens go (resolved when the slash was applied).
+    pub destination: Option<SlashDestination>,
+}
+
 #[derive(CandidType, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct HookReceipt {
     pub op_id: u64,
@@ -168,6 +202,9 @@ pub struct AccountingView {
     pub ledger: Principal,
     /// The canister's main account balance on the ledger (`None` when the ledger did not answer).
     pub ledger_balance: Option<Nat>,
+    /// When `ledger_balance` was read (ns): now for the composite `get_accounting`, the last
+    /// timer refresh for `get_accounting_cached`.
+    pub ledger_balance_at: Option<u64>,
     pub staked: Nat,
     pub unbonding: Nat,
     /// Funded and not yet paid: undistributed + accrued + rounding dust.
@@ -308,5 +345,9 @@ pub enum HookError {
     /// The op id was used with other arguments.
     OperationConflict {
         op_id: u64,
+    },
+    /// `restaking_slash_batch` takes at most `max` slashes.
+    BatchTooLarge {
+        max: u64,
     },
 }

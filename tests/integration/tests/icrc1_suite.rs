@@ -1,17 +1,20 @@
 //! The ICRC-1 acceptance suite (DFINITY's `icrc1-test-suite`) against the real
-//! `icrc_ledger` fixture Wasm on the emulator, plus ledger scenarios that staking relies on:
+//! `icrc_ledger` fixture Wasm, plus ledger scenarios that staking relies on:
 //! decimals 8 / 18 / 6, amounts beyond u64, deduplication (`Duplicate`, `TooOld`,
 //! `CreatedInFuture`), approvals with expiry and `expected_allowance`, `transfer_from`.
 //!
+//! Every scenario runs on the emulator, and on PocketIC too when `POCKET_IC_BIN` is set
+//! (`ic_testkit::backends_for_test`).
+//!
 //! Needs `out/icrc_ledger.wasm`: `bash scripts/build.sh icrc_ledger`.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
 
 use candid::utils::{ArgumentDecoder, ArgumentEncoder};
-use candid::{CandidType, Encode, Nat, Principal};
-use ic_emulator::Emulator;
+use candid::{CandidType, Nat, Principal};
+use ic_testkit::{CanisterSpec, IcBackend, IcBackendExt, backends_for_test};
 use icrc_ledger::types::{InitArgs, LedgerArg};
 use icrc_ledger_types::icrc1::account::Account;
 use icrc_ledger_types::icrc1::transfer::{Memo, TransferArg, TransferError};
@@ -31,12 +34,11 @@ fn minter() -> Principal {
 }
 
 fn install_ledger(
-    emu: &mut Emulator,
+    ic: &dyn IcBackend,
     decimals: u8,
     fee: Nat,
     balances: Vec<(Account, Nat)>,
 ) -> Principal {
-    let ledger = emu.create_canister();
     let arg = LedgerArg::Init(InitArgs {
         token_name: format!("Test token {decimals}"),
         token_symbol: format!("TT{decimals}"),
@@ -46,33 +48,27 @@ fn install_ledger(
         initial_balances: balances,
         max_memo_length: Some(32),
     });
-    emu.install_canister(
-        ledger,
-        &wasm("icrc_ledger"),
-        Encode!(&arg).expect("encode"),
-        None,
-    )
-    .unwrap_or_else(|e| panic!("install the ledger: {e:?}"));
-    ledger
+    ic.deploy(&CanisterSpec::default(), wasm("icrc_ledger"), arg)
+        .unwrap_or_else(|e| panic!("install the ledger on {}: {e}", ic.name()))
 }
 
 // ----- the acceptance suite ----------------------------------------------------------------
 
-/// `LedgerEnv` over one emulator shared by every fork; each fork is a fresh principal.
+/// `LedgerEnv` over one backend shared by every fork; each fork is a fresh principal.
 #[derive(Clone)]
-struct EmuEnv {
-    emu: Rc<RefCell<Emulator>>,
+struct BackendEnv {
+    ic: Rc<dyn IcBackend>,
     ledger: Principal,
     caller: Principal,
     next: Rc<Cell<u64>>,
 }
 
 #[async_trait::async_trait(?Send)]
-impl icrc1_test_env::LedgerEnv for EmuEnv {
+impl icrc1_test_env::LedgerEnv for BackendEnv {
     fn fork(&self) -> Self {
         let n = self.next.get();
         self.next.set(n + 1);
-        EmuEnv {
+        BackendEnv {
             caller: principal(n),
             ..self.clone()
         }
@@ -83,7 +79,7 @@ impl icrc1_test_env::LedgerEnv for EmuEnv {
     }
 
     async fn time(&self) -> SystemTime {
-        self.emu.borrow().time()
+        SystemTime::UNIX_EPOCH + Duration::from_nanos(self.ic.time())
     }
 
     async fn query<Input, Output>(&self, method: &str, input: Input) -> anyhow::Result<Output>
@@ -93,10 +89,9 @@ impl icrc1_test_env::LedgerEnv for EmuEnv {
     {
         let arg = candid::utils::encode_args(input)?;
         let bytes = self
-            .emu
-            .borrow_mut()
-            .query_call(self.ledger, self.caller, method, arg)
-            .map_err(|e| anyhow::anyhow!("{method} rejected: {e:?}"))?;
+            .ic
+            .query_call(self.ledger, Some(self.caller), method, arg)
+            .map_err(|e| anyhow::anyhow!("{method} rejected: {e}"))?;
         Ok(candid::utils::decode_args(&bytes)?)
     }
 
@@ -107,58 +102,66 @@ impl icrc1_test_env::LedgerEnv for EmuEnv {
     {
         let arg = candid::utils::encode_args(input)?;
         let bytes = self
-            .emu
-            .borrow_mut()
-            .update_call(self.ledger, self.caller, method, arg)
-            .map_err(|e| anyhow::anyhow!("{method} rejected: {e:?}"))?;
+            .ic
+            .update_call(self.ledger, Some(self.caller), method, arg)
+            .map_err(|e| anyhow::anyhow!("{method} rejected: {e}"))?;
         Ok(candid::utils::decode_args(&bytes)?)
     }
 }
 
 #[test]
 fn icrc1_acceptance_suite_passes_on_the_fixture_wasm() {
-    for decimals in [8u8, 18, 6] {
-        let mut emu = Emulator::new();
-        let root = principal(0);
-        let supply = Nat::from(u128::from(u64::MAX) * 4);
-        let ledger = install_ledger(
-            &mut emu,
-            decimals,
-            Nat::from(10_000u64),
-            vec![(root.into(), supply)],
-        );
-        let env = EmuEnv {
-            emu: Rc::new(RefCell::new(emu)),
-            ledger,
-            caller: root,
-            next: Rc::new(Cell::new(1)),
-        };
-        let tests = futures::executor::block_on(icrc1_test_suite::test_suite(env));
-        let names = tests.len();
-        assert_eq!(
-            names, 16,
-            "the fixture must announce ICRC-1 and ICRC-2 so that all 16 tests run"
-        );
-        let ok = futures::executor::block_on(icrc1_test_suite::execute_tests(tests));
-        assert!(
-            ok,
-            "the ICRC-1 acceptance suite failed (decimals {decimals}): see the TAP output"
-        );
+    for backend in backends_for_test("icrc1_acceptance_suite_passes_on_the_fixture_wasm") {
+        let ic: Rc<dyn IcBackend> = Rc::from(backend);
+        // One ledger per decimals on the same backend; forks of one ledger's env never
+        // reuse a principal of another's, since every env counts from its own start.
+        for (round, decimals) in [8u8, 18, 6].into_iter().enumerate() {
+            let root = principal(1_000_000 * round as u64);
+            let supply = Nat::from(u128::from(u64::MAX) * 4);
+            let ledger = install_ledger(
+                &*ic,
+                decimals,
+                Nat::from(10_000u64),
+                vec![(root.into(), supply)],
+            );
+            let env = BackendEnv {
+                ic: ic.clone(),
+                ledger,
+                caller: root,
+                next: Rc::new(Cell::new(1_000_000 * round as u64 + 1)),
+            };
+            let tests = futures::executor::block_on(icrc1_test_suite::test_suite(env));
+            assert_eq!(
+                tests.len(),
+                16,
+                "the fixture must announce ICRC-1 and ICRC-2 so that all 16 tests run"
+            );
+            let ok = futures::executor::block_on(icrc1_test_suite::execute_tests(tests));
+            assert!(
+                ok,
+                "the ICRC-1 acceptance suite failed on {} (decimals {decimals}): see the TAP output",
+                ic.name()
+            );
+        }
     }
 }
 
 // ----- ledger scenarios --------------------------------------------------------------------
 
-struct Ledger {
-    emu: Emulator,
+struct Ledger<'a> {
+    ic: &'a dyn IcBackend,
     id: Principal,
 }
 
-impl Ledger {
-    fn new(decimals: u8, fee: u128, balances: Vec<(Principal, u128)>) -> Self {
-        let mut emu = Emulator::new();
+impl<'a> Ledger<'a> {
+    fn new(
+        ic: &'a dyn IcBackend,
+        decimals: u8,
+        fee: u128,
+        balances: Vec<(Principal, u128)>,
+    ) -> Self {
         let id = install_ledger(
-            &mut emu,
+            ic,
             decimals,
             Nat::from(fee),
             balances
@@ -166,45 +169,36 @@ impl Ledger {
                 .map(|(p, a)| (p.into(), Nat::from(a)))
                 .collect(),
         );
-        Ledger { emu, id }
+        Ledger { ic, id }
     }
 
     fn update<A: CandidType, R: CandidType + for<'de> serde::Deserialize<'de>>(
-        &mut self,
+        &self,
         sender: Principal,
         method: &str,
         arg: &A,
     ) -> R {
-        let bytes = self
-            .emu
-            .update_call(self.id, sender, method, Encode!(arg).expect("encode"))
-            .unwrap_or_else(|e| panic!("{method} rejected: {e:?}"));
-        candid::decode_one(&bytes).unwrap_or_else(|e| panic!("{method}: {e}"))
+        self.ic
+            .update_as(self.id, Some(sender), method, arg)
+            .unwrap_or_else(|e| panic!("{method} rejected on {}: {e}", self.ic.name()))
     }
 
     fn query<A: CandidType, R: CandidType + for<'de> serde::Deserialize<'de>>(
-        &mut self,
+        &self,
         method: &str,
         arg: &A,
     ) -> R {
-        let bytes = self
-            .emu
-            .query_call(
-                self.id,
-                Principal::anonymous(),
-                method,
-                Encode!(arg).expect("encode"),
-            )
-            .unwrap_or_else(|e| panic!("{method} rejected: {e:?}"));
-        candid::decode_one(&bytes).unwrap_or_else(|e| panic!("{method}: {e}"))
+        self.ic
+            .query(self.id, method, arg)
+            .unwrap_or_else(|e| panic!("{method} rejected on {}: {e}", self.ic.name()))
     }
 
-    fn balance(&mut self, who: Principal) -> u128 {
+    fn balance(&self, who: Principal) -> u128 {
         let n: Nat = self.query("icrc1_balance_of", &Account::from(who));
         u128::try_from(n.0).expect("fits u128")
     }
 
-    fn transfer(&mut self, from: Principal, arg: TransferArg) -> Result<Nat, TransferError> {
+    fn transfer(&self, from: Principal, arg: TransferArg) -> Result<Nat, TransferError> {
         self.update(from, "icrc1_transfer", &arg)
     }
 }
@@ -235,145 +229,153 @@ fn approve_arg(spender: Principal, amount: u128) -> ApproveArgs {
 
 #[test]
 fn decimals_and_fees_are_read_as_initialised() {
-    for (decimals, fee) in [(8u8, 10u128), (18, 2_000_000_000_000), (6, 10_000)] {
-        let mut l = Ledger::new(decimals, fee, vec![]);
-        let d: u8 = l.query("icrc1_decimals", &());
-        let f: Nat = l.query("icrc1_fee", &());
-        assert_eq!(d, decimals);
-        assert_eq!(f, Nat::from(fee));
+    for ic in backends_for_test("decimals_and_fees_are_read_as_initialised") {
+        for (decimals, fee) in [(8u8, 10u128), (18, 2_000_000_000_000), (6, 10_000)] {
+            let l = Ledger::new(&*ic, decimals, fee, vec![]);
+            let d: u8 = l.query("icrc1_decimals", &());
+            let f: Nat = l.query("icrc1_fee", &());
+            assert_eq!(d, decimals);
+            assert_eq!(f, Nat::from(fee));
+        }
     }
 }
 
 #[test]
 fn amounts_beyond_u64_move_exactly() {
-    let (a, b) = (principal(1), principal(2));
-    let fee = 2_000_000_000_000u128;
-    let big = u128::from(u64::MAX) * 1_000;
-    let mut l = Ledger::new(18, fee, vec![(a, big * 3)]);
-    let amount = big + 7;
-    l.transfer(a, transfer_arg(b, amount)).expect("transfer");
-    assert_eq!(l.balance(b), amount);
-    assert_eq!(l.balance(a), big * 3 - amount - fee);
-    let total: Nat = l.query("icrc1_total_supply", &());
-    assert_eq!(total, Nat::from(big * 3 - fee));
+    for ic in backends_for_test("amounts_beyond_u64_move_exactly") {
+        let (a, b) = (principal(1), principal(2));
+        let fee = 2_000_000_000_000u128;
+        let big = u128::from(u64::MAX) * 1_000;
+        let l = Ledger::new(&*ic, 18, fee, vec![(a, big * 3)]);
+        let amount = big + 7;
+        l.transfer(a, transfer_arg(b, amount)).expect("transfer");
+        assert_eq!(l.balance(b), amount);
+        assert_eq!(l.balance(a), big * 3 - amount - fee);
+        let total: Nat = l.query("icrc1_total_supply", &());
+        assert_eq!(total, Nat::from(big * 3 - fee));
+    }
 }
 
 #[test]
 fn deduplication_answers_duplicate_too_old_and_created_in_future() {
-    let (a, b) = (principal(1), principal(2));
-    let mut l = Ledger::new(8, 10, vec![(a, 1_000_000)]);
-    let now = l.emu.time_nanos();
-    let arg = TransferArg {
-        created_at_time: Some(now),
-        memo: Some(Memo::from(vec![7u8; 8])),
-        ..transfer_arg(b, 100)
-    };
-    let first = l.transfer(a, arg.clone()).expect("first");
-    assert_eq!(
-        l.transfer(a, arg.clone()),
-        Err(TransferError::Duplicate {
-            duplicate_of: first
-        })
-    );
-    assert_eq!(l.balance(b), 100, "a duplicate moves nothing");
-    // Another memo is another transaction.
-    let other = TransferArg {
-        memo: Some(Memo::from(vec![8u8; 8])),
-        ..arg.clone()
-    };
-    l.transfer(a, other).expect("different memo");
-    // In the future (beyond the 2 minutes of drift).
-    let future = TransferArg {
-        created_at_time: Some(now + 10 * 60 * 1_000_000_000),
-        ..transfer_arg(b, 1)
-    };
-    assert!(matches!(
-        l.transfer(a, future),
-        Err(TransferError::CreatedInFuture { .. })
-    ));
-    // A day and more later the first one is too old.
-    l.emu
-        .advance_time(Duration::from_nanos(DAY + 5 * 60 * 1_000_000_000));
-    assert_eq!(l.transfer(a, arg), Err(TransferError::TooOld));
-    assert_eq!(l.balance(b), 200);
+    for ic in backends_for_test("deduplication_answers_duplicate_too_old_and_created_in_future") {
+        let (a, b) = (principal(1), principal(2));
+        let l = Ledger::new(&*ic, 8, 10, vec![(a, 1_000_000)]);
+        let now = l.ic.time();
+        let arg = TransferArg {
+            created_at_time: Some(now),
+            memo: Some(Memo::from(vec![7u8; 8])),
+            ..transfer_arg(b, 100)
+        };
+        let first = l.transfer(a, arg.clone()).expect("first");
+        assert_eq!(
+            l.transfer(a, arg.clone()),
+            Err(TransferError::Duplicate {
+                duplicate_of: first
+            })
+        );
+        assert_eq!(l.balance(b), 100, "a duplicate moves nothing");
+        // Another memo is another transaction.
+        let other = TransferArg {
+            memo: Some(Memo::from(vec![8u8; 8])),
+            ..arg.clone()
+        };
+        l.transfer(a, other).expect("different memo");
+        // In the future (beyond the 2 minutes of drift).
+        let future = TransferArg {
+            created_at_time: Some(now + 10 * 60 * 1_000_000_000),
+            ..transfer_arg(b, 1)
+        };
+        assert!(matches!(
+            l.transfer(a, future),
+            Err(TransferError::CreatedInFuture { .. })
+        ));
+        // A day and more later the first one is too old.
+        l.ic.advance_time(Duration::from_nanos(DAY + 5 * 60 * 1_000_000_000));
+        assert_eq!(l.transfer(a, arg), Err(TransferError::TooOld));
+        assert_eq!(l.balance(b), 200);
+    }
 }
 
 #[test]
 fn approvals_expire_check_expected_allowance_and_feed_transfer_from() {
-    let (owner, spender, to) = (principal(1), principal(2), principal(3));
-    let fee = 10u128;
-    let mut l = Ledger::new(8, fee, vec![(owner, 1_000_000)]);
-    let now = l.emu.time_nanos();
+    for ic in backends_for_test("approvals_expire_check_expected_allowance_and_feed_transfer_from")
+    {
+        let (owner, spender, to) = (principal(1), principal(2), principal(3));
+        let fee = 10u128;
+        let l = Ledger::new(&*ic, 8, fee, vec![(owner, 1_000_000)]);
+        let now = l.ic.time();
 
-    // Expired at creation.
-    let expired = ApproveArgs {
-        expires_at: Some(now.saturating_sub(1)),
-        ..approve_arg(spender, 500)
-    };
-    let r: Result<Nat, ApproveError> = l.update(owner, "icrc2_approve", &expired);
-    assert!(matches!(r, Err(ApproveError::Expired { .. })));
+        // Expired at creation.
+        let expired = ApproveArgs {
+            expires_at: Some(now.saturating_sub(1)),
+            ..approve_arg(spender, 500)
+        };
+        let r: Result<Nat, ApproveError> = l.update(owner, "icrc2_approve", &expired);
+        assert!(matches!(r, Err(ApproveError::Expired { .. })));
 
-    // Expected allowance must match.
-    let wrong = ApproveArgs {
-        expected_allowance: Some(Nat::from(1u8)),
-        ..approve_arg(spender, 500)
-    };
-    let r: Result<Nat, ApproveError> = l.update(owner, "icrc2_approve", &wrong);
-    assert_eq!(
-        r,
-        Err(ApproveError::AllowanceChanged {
-            current_allowance: Nat::from(0u8)
-        })
-    );
+        // Expected allowance must match.
+        let wrong = ApproveArgs {
+            expected_allowance: Some(Nat::from(1u8)),
+            ..approve_arg(spender, 500)
+        };
+        let r: Result<Nat, ApproveError> = l.update(owner, "icrc2_approve", &wrong);
+        assert_eq!(
+            r,
+            Err(ApproveError::AllowanceChanged {
+                current_allowance: Nat::from(0u8)
+            })
+        );
 
-    let good = ApproveArgs {
-        expected_allowance: Some(Nat::from(0u8)),
-        expires_at: Some(now + 3600 * 1_000_000_000),
-        ..approve_arg(spender, 500)
-    };
-    let r: Result<Nat, ApproveError> = l.update(owner, "icrc2_approve", &good);
-    r.expect("approve");
-    let allowance: Allowance = l.query(
-        "icrc2_allowance",
-        &AllowanceArgs {
-            account: owner.into(),
-            spender: spender.into(),
-        },
-    );
-    assert_eq!(allowance.allowance, Nat::from(500u32));
+        let good = ApproveArgs {
+            expected_allowance: Some(Nat::from(0u8)),
+            expires_at: Some(now + 3600 * 1_000_000_000),
+            ..approve_arg(spender, 500)
+        };
+        let r: Result<Nat, ApproveError> = l.update(owner, "icrc2_approve", &good);
+        r.expect("approve");
+        let allowance: Allowance = l.query(
+            "icrc2_allowance",
+            &AllowanceArgs {
+                account: owner.into(),
+                spender: spender.into(),
+            },
+        );
+        assert_eq!(allowance.allowance, Nat::from(500u32));
 
-    // transfer_from spends amount + fee.
-    let tf = TransferFromArgs {
-        spender_subaccount: None,
-        from: owner.into(),
-        to: to.into(),
-        amount: Nat::from(300u32),
-        fee: None,
-        memo: None,
-        created_at_time: None,
-    };
-    let r: Result<Nat, TransferFromError> = l.update(spender, "icrc2_transfer_from", &tf);
-    r.expect("transfer_from");
-    assert_eq!(l.balance(to), 300);
-    // 500 - 310 = 190 left: 300 more is refused, typed.
-    let r: Result<Nat, TransferFromError> = l.update(spender, "icrc2_transfer_from", &tf);
-    assert_eq!(
-        r,
-        Err(TransferFromError::InsufficientAllowance {
-            allowance: Nat::from(190u32)
-        })
-    );
-    // After expiry the allowance is gone.
-    l.emu.advance_time(Duration::from_secs(3601));
-    let small = TransferFromArgs {
-        amount: Nat::from(1u8),
-        ..tf
-    };
-    let r: Result<Nat, TransferFromError> = l.update(spender, "icrc2_transfer_from", &small);
-    assert_eq!(
-        r,
-        Err(TransferFromError::InsufficientAllowance {
-            allowance: Nat::from(0u8)
-        })
-    );
+        // transfer_from spends amount + fee.
+        let tf = TransferFromArgs {
+            spender_subaccount: None,
+            from: owner.into(),
+            to: to.into(),
+            amount: Nat::from(300u32),
+            fee: None,
+            memo: None,
+            created_at_time: None,
+        };
+        let r: Result<Nat, TransferFromError> = l.update(spender, "icrc2_transfer_from", &tf);
+        r.expect("transfer_from");
+        assert_eq!(l.balance(to), 300);
+        // 500 - 310 = 190 left: 300 more is refused, typed.
+        let r: Result<Nat, TransferFromError> = l.update(spender, "icrc2_transfer_from", &tf);
+        assert_eq!(
+            r,
+            Err(TransferFromError::InsufficientAllowance {
+                allowance: Nat::from(190u32)
+            })
+        );
+        // After expiry the allowance is gone.
+        l.ic.advance_time(Duration::from_secs(3601));
+        let small = TransferFromArgs {
+            amount: Nat::from(1u8),
+            ..tf
+        };
+        let r: Result<Nat, TransferFromError> = l.update(spender, "icrc2_transfer_from", &small);
+        assert_eq!(
+            r,
+            Err(TransferFromError::InsufficientAllowance {
+                allowance: Nat::from(0u8)
+            })
+        );
+    }
 }

@@ -1,4 +1,8 @@
-//! The real `staking` Wasm against the real `icrc_ledger` fixture Wasm on the emulator.
+//! The real `staking` Wasm against the real `icrc_ledger` fixture Wasm.
+//!
+//! Every scenario runs on the emulator, and on PocketIC too when `POCKET_IC_BIN` is set
+//! (`ic_testkit::backends_for_test`), except the one that needs the emulator's power to hold
+//! a canister's messages (see its doc comment).
 //!
 //! After every step of every scenario: the staking canister's ledger balance covers
 //! staked + unbonding + unpaid rewards + transfers in flight (+ slashed tokens not yet sent),
@@ -10,7 +14,9 @@
 use std::time::Duration;
 
 use candid::{CandidType, Encode, Nat, Principal};
-use ic_emulator::Emulator;
+use ic_testkit::{
+    CanisterSpec, EmulatorBackend, IcBackend, IcBackendExt, InstallMode, backends_for_test,
+};
 use icrc_ledger::types::{FaultMode, FaultRule, InitArgs as LedgerInit, LedgerArg};
 use icrc_ledger_types::icrc1::account::Account;
 use icrc_ledger_types::icrc1::transfer::TransferArg;
@@ -48,8 +54,10 @@ fn slash_sink() -> Principal {
     Principal::self_authenticating(b"slash sink")
 }
 
-struct Suite {
-    emu: Emulator,
+/// The suite on one backend: `B` is `dyn IcBackend` for the scenarios that run on every
+/// backend, `EmulatorBackend` for the one that needs the emulator's own powers.
+struct Suite<B: IcBackend + ?Sized> {
+    ic: Box<B>,
     btc: Principal,
     eth: Principal,
     staking: Principal,
@@ -57,14 +65,13 @@ struct Suite {
     users: Vec<Principal>,
 }
 
-fn install_ledger(
-    emu: &mut Emulator,
+fn install_ledger<B: IcBackend + ?Sized>(
+    ic: &B,
     symbol: &str,
     decimals: u8,
     fee: u128,
     balances: &[(Principal, u128)],
 ) -> Principal {
-    let id = emu.create_canister();
     let arg = LedgerArg::Init(LedgerInit {
         token_name: symbol.into(),
         token_symbol: symbol.into(),
@@ -77,23 +84,16 @@ fn install_ledger(
             .collect(),
         max_memo_length: Some(32),
     });
-    emu.install_canister(
-        id,
-        &wasm("icrc_ledger"),
-        Encode!(&arg).expect("encode"),
-        None,
-    )
-    .unwrap_or_else(|e| panic!("install {symbol}: {e:?}"));
-    id
+    ic.deploy(&CanisterSpec::default(), wasm("icrc_ledger"), arg)
+        .unwrap_or_else(|e| panic!("install {symbol} on {}: {e}", ic.name()))
 }
 
-impl Suite {
-    fn new(n_users: u64) -> Self {
-        Self::with(n_users, None)
+impl<B: IcBackend + ?Sized> Suite<B> {
+    fn new(ic: Box<B>, n_users: u64) -> Self {
+        Self::with(ic, n_users, None)
     }
 
-    fn with(n_users: u64, slash: Option<SlashDestination>) -> Self {
-        let mut emu = Emulator::new();
+    fn with(ic: Box<B>, n_users: u64, slash: Option<SlashDestination>) -> Self {
         let users: Vec<Principal> = (0..n_users).map(user).collect();
         let mut btc_bal: Vec<(Principal, u128)> =
             users.iter().map(|u| (*u, 100_000_000u128)).collect();
@@ -101,9 +101,8 @@ impl Suite {
         let big_eth = u128::from(u64::MAX) * 1_000;
         let mut eth_bal: Vec<(Principal, u128)> = users.iter().map(|u| (*u, big_eth)).collect();
         eth_bal.push((treasury(), big_eth));
-        let btc = install_ledger(&mut emu, "ckBTC", 8, BTC_FEE, &btc_bal);
-        let eth = install_ledger(&mut emu, "ckETH", 18, ETH_FEE, &eth_bal);
-        let staking = emu.create_canister();
+        let btc = install_ledger(&*ic, "ckBTC", 8, BTC_FEE, &btc_bal);
+        let eth = install_ledger(&*ic, "ckETH", 18, ETH_FEE, &eth_bal);
         let staking_wasm = wasm("staking");
         let arg = Arg::Init(InitArgs {
             restaking: Some(restaking()),
@@ -122,11 +121,12 @@ impl Suite {
             ],
             reconcile_interval_seconds: Some(60),
         });
-        emu.install_canister(staking, &staking_wasm, Encode!(&arg).expect("encode"), None)
-            .unwrap_or_else(|e| panic!("install staking: {e:?}"));
-        emu.run_until_idle();
+        let staking = ic
+            .deploy(&CanisterSpec::default(), staking_wasm.clone(), arg)
+            .unwrap_or_else(|e| panic!("install staking on {}: {e}", ic.name()));
+        ic.run_until_idle();
         let mut s = Suite {
-            emu,
+            ic,
             btc,
             eth,
             staking,
@@ -150,9 +150,9 @@ impl Suite {
         arg: Vec<u8>,
     ) -> R {
         let bytes = self
-            .emu
-            .update_call(canister, sender, method, arg)
-            .unwrap_or_else(|e| panic!("{method} rejected: {e:?}"));
+            .ic
+            .update_call(canister, Some(sender), method, arg)
+            .unwrap_or_else(|e| panic!("{method} rejected on {}: {e}", self.ic.name()));
         candid::decode_one(&bytes).unwrap_or_else(|e| panic!("{method}: bad reply {e}"))
     }
 
@@ -162,18 +162,18 @@ impl Suite {
         arg: Vec<u8>,
     ) -> R {
         let bytes = self
-            .emu
-            .query_call(self.staking, Principal::anonymous(), method, arg)
-            .unwrap_or_else(|e| panic!("{method} rejected: {e:?}"));
+            .ic
+            .query_call(self.staking, None, method, arg)
+            .unwrap_or_else(|e| panic!("{method} rejected on {}: {e}", self.ic.name()));
         candid::decode_one(&bytes).unwrap_or_else(|e| panic!("{method}: bad reply {e}"))
     }
 
     fn balance(&mut self, ledger: Principal, who: Account) -> u128 {
         let bytes = self
-            .emu
+            .ic
             .query_call(
                 ledger,
-                Principal::anonymous(),
+                None,
                 "icrc1_balance_of",
                 Encode!(&who).expect("encode"),
             )
@@ -340,22 +340,44 @@ impl Suite {
 
     /// Lets the reconciliation timer run.
     fn reconcile(&mut self) {
-        self.emu.advance_time(Duration::from_secs(61));
-        self.emu.run_until_idle();
+        self.ic.advance_and_settle(Duration::from_secs(61));
         self.check();
+    }
+
+    /// Advances time, and runs one round so that canisters see the new time (PocketIC
+    /// stamps a round's time on the state it executes).
+    fn advance(&self, by: Duration) {
+        self.ic.advance_and_tick(by);
     }
 
     fn upgrade(&mut self, arg: Option<UpgradeArgs>) {
         let wasm = self.staking_wasm.clone();
-        self.emu
-            .upgrade_canister(
+        self.ic
+            .install(
                 self.staking,
-                &wasm,
+                InstallMode::Upgrade,
+                wasm,
                 Encode!(&Some(Arg::Upgrade(arg))).expect("encode"),
                 None,
             )
-            .unwrap_or_else(|e| panic!("upgrade staking: {e:?}"));
+            .unwrap_or_else(|e| panic!("upgrade staking on {}: {e}", self.ic.name()));
         self.check();
+    }
+
+    /// The staking canister's certified data, read from the certificate of a query (as a
+    /// client does).
+    fn certified_data(&mut self) -> Vec<u8> {
+        let page: stratros_staking_api::EventsPage = self.query(
+            "get_events",
+            Encode!(&stratros_staking_api::GetEventsArgs {
+                start: 0,
+                length: 1
+            })
+            .expect("encode"),
+        );
+        let certificate = page.certificate.expect("a query returns the certificate");
+        ic_testkit::certified_data(&certificate, self.staking)
+            .expect("the certificate holds the staking canister's certified data")
     }
 
     /// The invariants, after every step.
@@ -417,247 +439,257 @@ impl Suite {
 
 #[test]
 fn stake_rewards_unstake_cancel_withdraw_claim() {
-    let mut s = Suite::new(3);
-    let (a, b) = (s.users[0], s.users[1]);
-    let btc = s.btc;
-    s.approve_and_stake(btc, a, 1_000_000);
-    s.approve(btc, b, 3_000_000 + BTC_FEE, None);
-    let p = s
-        .stake(btc, b, 3_000_000, Some(365 * 24 * 3600))
-        .expect("locked stake");
-    assert_eq!(p.weight_bps, 15_000, "a 1-year lock weighs 1.5x");
-    s.fund(btc, 10_000_000);
-    s.emu.advance_time(DAY * 5);
-    let pa = s.position(a, btc).expect("a").pending_rewards;
-    let pb = s.position(b, btc).expect("b").pending_rewards;
-    // 5 of 10 days of 10M over weights 1M : 4.5M.
-    assert!(pa > 900_000u32 && pa < 910_000u32, "{pa}");
-    assert!(pb > 4_000_000u32, "{pb}");
+    for ic in backends_for_test("stake_rewards_unstake_cancel_withdraw_claim") {
+        let mut s = Suite::new(ic, 3);
+        let (a, b) = (s.users[0], s.users[1]);
+        let btc = s.btc;
+        s.approve_and_stake(btc, a, 1_000_000);
+        s.approve(btc, b, 3_000_000 + BTC_FEE, None);
+        let p = s
+            .stake(btc, b, 3_000_000, Some(365 * 24 * 3600))
+            .expect("locked stake");
+        assert_eq!(p.weight_bps, 15_000, "a 1-year lock weighs 1.5x");
+        s.fund(btc, 10_000_000);
+        s.advance(DAY * 5);
+        let pa = s.position(a, btc).expect("a").pending_rewards;
+        let pb = s.position(b, btc).expect("b").pending_rewards;
+        // 5 of 10 days of 10M over weights 1M : 4.5M.
+        assert!(pa > 900_000u32 && pa < 910_000u32, "{pa}");
+        assert!(pb > 4_000_000u32, "{pb}");
 
-    // Claim pays all pending, minus the fee.
-    let before = s.balance(btc, a.into());
-    let receipts = s.claim(a).expect("claim");
-    assert_eq!(receipts.len(), 1);
-    let paid = u128::try_from(receipts[0].amount.0.clone()).expect("u128");
-    assert_eq!(s.balance(btc, a.into()), before + paid - BTC_FEE);
+        // Claim pays all pending, minus the fee.
+        let before = s.balance(btc, a.into());
+        let receipts = s.claim(a).expect("claim");
+        assert_eq!(receipts.len(), 1);
+        let paid = u128::try_from(receipts[0].amount.0.clone()).expect("u128");
+        assert_eq!(s.balance(btc, a.into()), before + paid - BTC_FEE);
 
-    // A time-locked position cannot be unstaked.
-    assert!(matches!(
-        s.unstake(btc, b, 1_000),
-        Err(StakeError::TimeLocked { .. })
-    ));
+        // A time-locked position cannot be unstaked.
+        assert!(matches!(
+            s.unstake(btc, b, 1_000),
+            Err(StakeError::TimeLocked { .. })
+        ));
 
-    // Unstake, cancel, unstake, wait, withdraw.
-    let u = s.unstake(btc, a, 400_000).expect("unstake");
-    assert_eq!(u.seconds_left, 7 * 24 * 3600, "default 7 days");
-    let r: Result<PositionView, StakeError> = s.update(
-        s.staking,
-        a,
-        "cancel_unstake",
-        Encode!(&u.id).expect("encode"),
-    );
-    assert_eq!(r.expect("cancel").staked, Nat::from(1_000_000u32));
-    s.check();
-    s.unstake(btc, a, 400_000).expect("unstake");
-    assert_eq!(s.withdraw(btc, a), Err(StakeError::NothingToWithdraw));
-    s.emu.advance_time(DAY * 7);
-    let before = s.balance(btc, a.into());
-    let w = s.withdraw(btc, a).expect("withdraw");
-    assert_eq!(w.amount, Nat::from(400_000u32));
-    assert_eq!(s.balance(btc, a.into()), before + 400_000 - BTC_FEE);
-    // The whole stream is paid out or owed; nothing is created.
-    s.emu.advance_time(DAY * 10);
-    s.claim(a).expect("claim");
-    s.claim(b).expect("claim");
-    let acc = s.accounting();
-    let btc_acc = acc.iter().find(|x| x.ledger == btc).expect("btc");
-    assert!(
-        btc_acc.unpaid_rewards < 100u32,
-        "only rounding dust is left: {btc_acc:?}"
-    );
+        // Unstake, cancel, unstake, wait, withdraw.
+        let u = s.unstake(btc, a, 400_000).expect("unstake");
+        assert_eq!(u.seconds_left, 7 * 24 * 3600, "default 7 days");
+        let r: Result<PositionView, StakeError> = s.update(
+            s.staking,
+            a,
+            "cancel_unstake",
+            Encode!(&u.id).expect("encode"),
+        );
+        assert_eq!(r.expect("cancel").staked, Nat::from(1_000_000u32));
+        s.check();
+        s.unstake(btc, a, 400_000).expect("unstake");
+        assert_eq!(s.withdraw(btc, a), Err(StakeError::NothingToWithdraw));
+        s.advance(DAY * 7);
+        let before = s.balance(btc, a.into());
+        let w = s.withdraw(btc, a).expect("withdraw");
+        assert_eq!(w.amount, Nat::from(400_000u32));
+        assert_eq!(s.balance(btc, a.into()), before + 400_000 - BTC_FEE);
+        // The whole stream is paid out or owed; nothing is created.
+        s.advance(DAY * 10);
+        s.claim(a).expect("claim");
+        s.claim(b).expect("claim");
+        let acc = s.accounting();
+        let btc_acc = acc.iter().find(|x| x.ledger == btc).expect("btc");
+        assert!(
+            btc_acc.unpaid_rewards < 100u32,
+            "only rounding dust is left: {btc_acc:?}"
+        );
+    }
 }
 
 #[test]
 fn bad_input_comes_back_typed() {
-    let mut s = Suite::new(2);
-    let (a, btc, eth) = (s.users[0], s.btc, s.eth);
-    s.approve(btc, a, 1_000_000, None);
-    assert_eq!(
-        s.stake(btc, a, 0, None),
-        Err(StakeError::AmountTooSmall {
-            min: Nat::from(1_000u32)
-        })
-    );
-    assert_eq!(
-        s.stake(btc, a, 999, None),
-        Err(StakeError::AmountTooSmall {
-            min: Nat::from(1_000u32)
-        })
-    );
-    let unknown = Principal::from_slice(&[42; 10]);
-    assert_eq!(
-        s.stake(unknown, a, 5_000, None),
-        Err(StakeError::UnknownAsset { ledger: unknown })
-    );
-    assert_eq!(
-        s.stake(btc, Principal::anonymous(), 5_000, None),
-        Err(StakeError::AnonymousCaller)
-    );
-    assert!(matches!(
-        s.stake(btc, a, 5_000, Some(3 * 365 * 24 * 3600)),
-        Err(StakeError::LockTooLong { .. })
-    ));
-    // Missing allowance: the ledger's error, typed.
-    let b = s.users[1];
-    assert_eq!(
-        s.stake(btc, b, 5_000, None),
-        Err(StakeError::TransferFrom(
-            TransferFromError::InsufficientAllowance {
-                allowance: Nat::from(0u8)
-            }
-        ))
-    );
-    // Expired allowance.
-    let soon = s.emu.time_nanos() + 10 * SEC;
-    s.approve(btc, b, 1_000_000, Some(soon));
-    s.emu.advance_time(Duration::from_secs(11));
-    assert!(matches!(
-        s.stake(btc, b, 5_000, None),
-        Err(StakeError::TransferFrom(
-            TransferFromError::InsufficientAllowance { .. }
-        ))
-    ));
-    // ckETH beyond u64 works exactly; beyond u128 is typed.
-    let big = u128::from(u64::MAX) * 10;
-    s.approve(eth, a, big + ETH_FEE, None);
-    let p = s.stake(eth, a, big, None).expect("big ckETH stake");
-    assert_eq!(p.staked, Nat::from(big));
-    let huge = StakeArgs {
-        ledger: eth,
-        amount: Nat::from(u128::MAX) + Nat::from(1u8),
-        lock_seconds: None,
-    };
-    let r: Result<PositionView, StakeError> =
-        s.update(s.staking, a, "stake", Encode!(&huge).expect("encode"));
-    assert!(matches!(r, Err(StakeError::AmountTooLarge { .. })));
-    // Unauthorized hook caller.
-    assert_eq!(
-        s.hook("restaking_lock", a, 1, a, eth, 1),
-        Err(HookError::Unauthorized { caller: a })
-    );
-    // Unstake more than staked.
-    assert!(matches!(
-        s.unstake(eth, a, big + 1),
-        Err(StakeError::InsufficientStake { .. })
-    ));
-    // Controller only.
-    let r: Result<AssetView, StakeError> = s.update(
-        s.staking,
-        a,
-        "add_asset",
-        Encode!(&AssetArg {
-            ledger: unknown,
-            min_stake: Nat::from(1u8)
-        })
-        .expect("encode"),
-    );
-    assert_eq!(r, Err(StakeError::NotController));
+    for ic in backends_for_test("bad_input_comes_back_typed") {
+        let mut s = Suite::new(ic, 2);
+        let (a, btc, eth) = (s.users[0], s.btc, s.eth);
+        s.approve(btc, a, 1_000_000, None);
+        assert_eq!(
+            s.stake(btc, a, 0, None),
+            Err(StakeError::AmountTooSmall {
+                min: Nat::from(1_000u32)
+            })
+        );
+        assert_eq!(
+            s.stake(btc, a, 999, None),
+            Err(StakeError::AmountTooSmall {
+                min: Nat::from(1_000u32)
+            })
+        );
+        let unknown = Principal::from_slice(&[42; 10]);
+        assert_eq!(
+            s.stake(unknown, a, 5_000, None),
+            Err(StakeError::UnknownAsset { ledger: unknown })
+        );
+        assert_eq!(
+            s.stake(btc, Principal::anonymous(), 5_000, None),
+            Err(StakeError::AnonymousCaller)
+        );
+        assert!(matches!(
+            s.stake(btc, a, 5_000, Some(3 * 365 * 24 * 3600)),
+            Err(StakeError::LockTooLong { .. })
+        ));
+        // Missing allowance: the ledger's error, typed.
+        let b = s.users[1];
+        assert_eq!(
+            s.stake(btc, b, 5_000, None),
+            Err(StakeError::TransferFrom(
+                TransferFromError::InsufficientAllowance {
+                    allowance: Nat::from(0u8)
+                }
+            ))
+        );
+        // Expired allowance.
+        let soon = s.ic.time() + 10 * SEC;
+        s.approve(btc, b, 1_000_000, Some(soon));
+        s.advance(Duration::from_secs(11));
+        assert!(matches!(
+            s.stake(btc, b, 5_000, None),
+            Err(StakeError::TransferFrom(
+                TransferFromError::InsufficientAllowance { .. }
+            ))
+        ));
+        // ckETH beyond u64 works exactly; beyond u128 is typed.
+        let big = u128::from(u64::MAX) * 10;
+        s.approve(eth, a, big + ETH_FEE, None);
+        let p = s.stake(eth, a, big, None).expect("big ckETH stake");
+        assert_eq!(p.staked, Nat::from(big));
+        let huge = StakeArgs {
+            ledger: eth,
+            amount: Nat::from(u128::MAX) + Nat::from(1u8),
+            lock_seconds: None,
+        };
+        let r: Result<PositionView, StakeError> =
+            s.update(s.staking, a, "stake", Encode!(&huge).expect("encode"));
+        assert!(matches!(r, Err(StakeError::AmountTooLarge { .. })));
+        // Unauthorized hook caller.
+        assert_eq!(
+            s.hook("restaking_lock", a, 1, a, eth, 1),
+            Err(HookError::Unauthorized { caller: a })
+        );
+        // Unstake more than staked.
+        assert!(matches!(
+            s.unstake(eth, a, big + 1),
+            Err(StakeError::InsufficientStake { .. })
+        ));
+        // Controller only.
+        let r: Result<AssetView, StakeError> = s.update(
+            s.staking,
+            a,
+            "add_asset",
+            Encode!(&AssetArg {
+                ledger: unknown,
+                min_stake: Nat::from(1u8)
+            })
+            .expect("encode"),
+        );
+        assert_eq!(r, Err(StakeError::NotController));
+    }
 }
 
 #[test]
 fn restaking_hooks_lock_unlock_slash_idempotently() {
-    let mut s = Suite::with(2, Some(SlashDestination::Account(slash_sink().into())));
-    let (a, btc) = (s.users[0], s.btc);
-    s.approve_and_stake(btc, a, 1_000_000);
-    let r = s
-        .hook("restaking_lock", restaking(), 7, a, btc, 600_000)
-        .expect("lock");
-    assert_eq!(r.locked, Nat::from(600_000u32));
-    // Same op id, same args: same receipt, no second lock.
-    let again = s
-        .hook("restaking_lock", restaking(), 7, a, btc, 600_000)
-        .expect("lock again");
-    assert_eq!(again, r);
-    assert_eq!(
-        s.hook("restaking_lock", restaking(), 7, a, btc, 1),
-        Err(HookError::OperationConflict { op_id: 7 })
-    );
-    assert!(matches!(
-        s.hook("restaking_lock", restaking(), 8, a, btc, 500_000),
-        Err(HookError::InsufficientStake { .. })
-    ));
-    // Locked stake cannot be unstaked.
-    assert!(matches!(
-        s.unstake(btc, a, 500_000),
-        Err(StakeError::InsufficientStake { .. })
-    ));
-    s.unstake(btc, a, 400_000).expect("the free part");
-    s.hook("restaking_unlock", restaking(), 9, a, btc, 100_000)
-        .expect("unlock");
-    let r = s
-        .hook("restaking_slash", restaking(), 10, a, btc, 200_000)
-        .expect("slash");
-    assert_eq!(r.staked, Nat::from(400_000u32));
-    s.emu.run_until_idle();
-    s.check();
-    assert_eq!(s.balance(btc, slash_sink().into()), 200_000 - BTC_FEE);
-    assert!(matches!(
-        s.hook("restaking_slash", restaking(), 11, a, btc, 400_000),
-        Err(HookError::InsufficientLocked { .. })
-    ));
+    for ic in backends_for_test("restaking_hooks_lock_unlock_slash_idempotently") {
+        let mut s = Suite::with(ic, 2, Some(SlashDestination::Account(slash_sink().into())));
+        let (a, btc) = (s.users[0], s.btc);
+        s.approve_and_stake(btc, a, 1_000_000);
+        let r = s
+            .hook("restaking_lock", restaking(), 7, a, btc, 600_000)
+            .expect("lock");
+        assert_eq!(r.locked, Nat::from(600_000u32));
+        // Same op id, same args: same receipt, no second lock.
+        let again = s
+            .hook("restaking_lock", restaking(), 7, a, btc, 600_000)
+            .expect("lock again");
+        assert_eq!(again, r);
+        assert_eq!(
+            s.hook("restaking_lock", restaking(), 7, a, btc, 1),
+            Err(HookError::OperationConflict { op_id: 7 })
+        );
+        assert!(matches!(
+            s.hook("restaking_lock", restaking(), 8, a, btc, 500_000),
+            Err(HookError::InsufficientStake { .. })
+        ));
+        // Locked stake cannot be unstaked.
+        assert!(matches!(
+            s.unstake(btc, a, 500_000),
+            Err(StakeError::InsufficientStake { .. })
+        ));
+        s.unstake(btc, a, 400_000).expect("the free part");
+        s.hook("restaking_unlock", restaking(), 9, a, btc, 100_000)
+            .expect("unlock");
+        let r = s
+            .hook("restaking_slash", restaking(), 10, a, btc, 200_000)
+            .expect("slash");
+        assert_eq!(r.staked, Nat::from(400_000u32));
+        s.ic.run_until_idle();
+        s.check();
+        assert_eq!(s.balance(btc, slash_sink().into()), 200_000 - BTC_FEE);
+        assert!(matches!(
+            s.hook("restaking_slash", restaking(), 11, a, btc, 400_000),
+            Err(HookError::InsufficientLocked { .. })
+        ));
+    }
 }
 
 #[test]
 fn slashing_burns_by_default() {
-    let mut s = Suite::new(1);
-    let (a, eth) = (s.users[0], s.eth);
-    let big = u128::from(u64::MAX) * 3;
-    s.approve_and_stake(eth, a, big);
-    s.hook("restaking_lock", restaking(), 1, a, eth, big)
-        .expect("lock");
-    s.hook("restaking_slash", restaking(), 2, a, eth, big / 2)
-        .expect("slash");
-    s.emu.run_until_idle();
-    s.check();
-    assert_eq!(s.balance(eth, s.staking.into()), big - big / 2);
+    for ic in backends_for_test("slashing_burns_by_default") {
+        let mut s = Suite::new(ic, 1);
+        let (a, eth) = (s.users[0], s.eth);
+        let big = u128::from(u64::MAX) * 3;
+        s.approve_and_stake(eth, a, big);
+        s.hook("restaking_lock", restaking(), 1, a, eth, big)
+            .expect("lock");
+        s.hook("restaking_slash", restaking(), 2, a, eth, big / 2)
+            .expect("slash");
+        s.ic.run_until_idle();
+        s.check();
+        assert_eq!(s.balance(eth, s.staking.into()), big - big / 2);
+    }
 }
 
 #[test]
 fn deposit_subaccount_and_notify() {
-    let mut s = Suite::new(1);
-    let (a, btc) = (s.users[0], s.btc);
-    let account: Account = s.query("deposit_account", Encode!(&a).expect("encode"));
-    let t = TransferArg {
-        from_subaccount: None,
-        to: account,
-        fee: None,
-        created_at_time: None,
-        memo: None,
-        amount: Nat::from(50_000u32),
-    };
-    let r: Result<Nat, icrc_ledger_types::icrc1::transfer::TransferError> =
-        s.update(btc, a, "icrc1_transfer", Encode!(&t).expect("encode"));
-    r.expect("deposit");
-    let arg = NotifyDepositArgs {
-        ledger: btc,
-        lock_seconds: None,
-    };
-    let r: Result<PositionView, StakeError> = s.update(
-        s.staking,
-        a,
-        "notify_deposit",
-        Encode!(&arg).expect("encode"),
-    );
-    assert_eq!(r.expect("notify").staked, Nat::from(50_000 - BTC_FEE));
-    s.check();
-    // Nothing left to sweep.
-    let r: Result<PositionView, StakeError> = s.update(
-        s.staking,
-        a,
-        "notify_deposit",
-        Encode!(&arg).expect("encode"),
-    );
-    assert!(matches!(r, Err(StakeError::AmountTooSmall { .. })));
+    for ic in backends_for_test("deposit_subaccount_and_notify") {
+        let mut s = Suite::new(ic, 1);
+        let (a, btc) = (s.users[0], s.btc);
+        let account: Account = s.query("deposit_account", Encode!(&a).expect("encode"));
+        let t = TransferArg {
+            from_subaccount: None,
+            to: account,
+            fee: None,
+            created_at_time: None,
+            memo: None,
+            amount: Nat::from(50_000u32),
+        };
+        let r: Result<Nat, icrc_ledger_types::icrc1::transfer::TransferError> =
+            s.update(btc, a, "icrc1_transfer", Encode!(&t).expect("encode"));
+        r.expect("deposit");
+        let arg = NotifyDepositArgs {
+            ledger: btc,
+            lock_seconds: None,
+        };
+        let r: Result<PositionView, StakeError> = s.update(
+            s.staking,
+            a,
+            "notify_deposit",
+            Encode!(&arg).expect("encode"),
+        );
+        assert_eq!(r.expect("notify").staked, Nat::from(50_000 - BTC_FEE));
+        s.check();
+        // Nothing left to sweep.
+        let r: Result<PositionView, StakeError> = s.update(
+            s.staking,
+            a,
+            "notify_deposit",
+            Encode!(&arg).expect("encode"),
+        );
+        assert!(matches!(r, Err(StakeError::AmountTooSmall { .. })));
+    }
 }
 
 #[test]
@@ -673,25 +705,27 @@ fn ledger_rejecting_or_trapping_on_stake_credits_exactly_once() {
             message: "applied, then boom".into(),
         },
     ] {
-        let mut s = Suite::new(1);
-        let (a, btc) = (s.users[0], s.btc);
-        s.approve(btc, a, 10_000 + BTC_FEE, None);
-        s.inject(btc, "icrc2_transfer_from", mode.clone(), 1);
-        let r = s.stake(btc, a, 10_000, None);
-        assert!(
-            matches!(r, Err(StakeError::Pending { .. })),
-            "{mode:?}: {r:?}"
-        );
-        s.reconcile();
-        let p = s.position(a, btc).expect("credited by reconciliation");
-        assert_eq!(p.staked, Nat::from(10_000u32), "{mode:?}: credited once");
-        assert_eq!(
-            s.balance(btc, s.staking.into()),
-            10_000,
-            "{mode:?}: pulled once"
-        );
-        s.reconcile();
-        assert_eq!(s.position(a, btc).expect("p").staked, Nat::from(10_000u32));
+        for ic in backends_for_test("ledger_rejecting_or_trapping_on_stake_credits_exactly_once") {
+            let mut s = Suite::new(ic, 1);
+            let (a, btc) = (s.users[0], s.btc);
+            s.approve(btc, a, 10_000 + BTC_FEE, None);
+            s.inject(btc, "icrc2_transfer_from", mode.clone(), 1);
+            let r = s.stake(btc, a, 10_000, None);
+            assert!(
+                matches!(r, Err(StakeError::Pending { .. })),
+                "{mode:?}: {r:?}"
+            );
+            s.reconcile();
+            let p = s.position(a, btc).expect("credited by reconciliation");
+            assert_eq!(p.staked, Nat::from(10_000u32), "{mode:?}: credited once");
+            assert_eq!(
+                s.balance(btc, s.staking.into()),
+                10_000,
+                "{mode:?}: pulled once"
+            );
+            s.reconcile();
+            assert_eq!(s.position(a, btc).expect("p").staked, Nat::from(10_000u32));
+        }
     }
 }
 
@@ -708,47 +742,55 @@ fn ledger_faults_on_withdraw_pay_exactly_once() {
             message: "applied, then boom".into(),
         },
     ] {
-        let mut s = Suite::new(1);
-        let (a, btc) = (s.users[0], s.btc);
-        s.approve_and_stake(btc, a, 10_000);
-        s.unstake(btc, a, 10_000).expect("unstake");
-        s.emu.advance_time(DAY * 7);
-        let before = s.balance(btc, a.into());
-        s.inject(btc, "icrc1_transfer", mode.clone(), 1);
-        let r = s.withdraw(btc, a);
-        assert!(
-            matches!(r, Err(StakeError::Pending { .. })),
-            "{mode:?}: {r:?}"
-        );
-        s.reconcile();
-        assert_eq!(
-            s.balance(btc, a.into()),
-            before + 10_000 - BTC_FEE,
-            "{mode:?}: paid once"
-        );
-        assert_eq!(s.balance(btc, s.staking.into()), 0);
-        s.reconcile();
-        assert_eq!(s.balance(btc, a.into()), before + 10_000 - BTC_FEE);
+        for ic in backends_for_test("ledger_faults_on_withdraw_pay_exactly_once") {
+            let mut s = Suite::new(ic, 1);
+            let (a, btc) = (s.users[0], s.btc);
+            s.approve_and_stake(btc, a, 10_000);
+            s.unstake(btc, a, 10_000).expect("unstake");
+            s.advance(DAY * 7);
+            let before = s.balance(btc, a.into());
+            s.inject(btc, "icrc1_transfer", mode.clone(), 1);
+            let r = s.withdraw(btc, a);
+            assert!(
+                matches!(r, Err(StakeError::Pending { .. })),
+                "{mode:?}: {r:?}"
+            );
+            s.reconcile();
+            assert_eq!(
+                s.balance(btc, a.into()),
+                before + 10_000 - BTC_FEE,
+                "{mode:?}: paid once"
+            );
+            assert_eq!(s.balance(btc, s.staking.into()), 0);
+            s.reconcile();
+            assert_eq!(s.balance(btc, a.into()), before + 10_000 - BTC_FEE);
+        }
     }
 }
 
+/// Emulator only: the ledger must hold the staking canister's call until the bounded wait
+/// times out (`Emulator::hold_messages`), which PocketIC cannot do.
 #[test]
 fn ledger_timing_out_on_withdraw_and_upgrade_mid_flight_pay_exactly_once() {
-    let mut s = Suite::new(1);
+    let mut s = Suite::new(Box::new(EmulatorBackend::new()), 1);
     let (a, btc) = (s.users[0], s.btc);
     s.approve_and_stake(btc, a, 10_000);
     s.unstake(btc, a, 10_000).expect("unstake");
-    s.emu.advance_time(DAY * 7);
+    s.ic.advance_time(DAY * 7);
     s.approve(btc, a, 10_000 + BTC_FEE, None);
     let before = s.balance(btc, a.into());
     // The ledger holds the call: the bounded wait times out (SYS_UNKNOWN).
-    s.emu.hold_messages(btc);
-    let id = s
-        .emu
-        .submit_call(s.staking, a, "withdraw", Encode!(&btc).expect("encode"))
+    s.ic.emulator().borrow_mut().hold_messages(btc);
+    let id =
+        s.ic.submit_call(
+            s.staking,
+            Some(a),
+            "withdraw",
+            Encode!(&btc).expect("encode"),
+        )
         .expect("submit");
     for _ in 0..5 {
-        s.emu.tick();
+        s.ic.tick();
     }
     // One operation in flight per owner.
     let busy: Result<PositionView, StakeError> = s.update(
@@ -765,11 +807,11 @@ fn ledger_timing_out_on_withdraw_and_upgrade_mid_flight_pay_exactly_once() {
     assert_eq!(busy, Err(StakeError::Busy));
     // Upgrade staking with the transfer in flight.
     s.upgrade(None);
-    s.emu.advance_time(Duration::from_secs(301));
+    s.ic.advance_time(Duration::from_secs(301));
     for _ in 0..5 {
-        s.emu.tick();
+        s.ic.tick();
     }
-    let r = s.emu.await_call(id);
+    let r = s.ic.await_call(id);
     eprintln!("withdraw across the upgrade: {r:?}");
     // Either the callback was dropped by the upgrade or it timed out: it is not settled here.
     if let Ok(bytes) = r {
@@ -784,8 +826,8 @@ fn ledger_timing_out_on_withdraw_and_upgrade_mid_flight_pay_exactly_once() {
         "journaled across the upgrade"
     );
     // The ledger comes back and executes the held call; the retry sees Duplicate.
-    s.emu.release_messages(btc);
-    s.emu.run_until_idle();
+    s.ic.emulator().borrow_mut().release_messages(btc);
+    s.ic.run_until_idle();
     s.reconcile();
     assert_eq!(
         s.balance(btc, a.into()),
@@ -798,91 +840,95 @@ fn ledger_timing_out_on_withdraw_and_upgrade_mid_flight_pay_exactly_once() {
 
 #[test]
 fn upgrade_mid_unbonding_and_mid_reward_period_changes_nothing() {
-    let mut s = Suite::new(2);
-    let (a, b, btc) = (s.users[0], s.users[1], s.btc);
-    s.approve_and_stake(btc, a, 1_000_000);
-    s.approve(btc, b, 2_000_000 + BTC_FEE, None);
-    s.stake(btc, b, 2_000_000, Some(30 * 24 * 3600))
-        .expect("stake");
-    s.fund(btc, 7_777_777);
-    s.unstake(btc, a, 500_000).expect("unstake");
-    s.emu.advance_time(DAY * 3);
-    let before_a = s.position(a, btc);
-    let before_b = s.position(b, btc);
-    let events_before: stratros_staking_api::EventsPage = s.query(
-        "get_events",
-        Encode!(&stratros_staking_api::GetEventsArgs {
-            start: 0,
-            length: 1000
-        })
-        .expect("encode"),
-    );
-    s.upgrade(None);
-    assert_eq!(s.position(a, btc), before_a, "same position after replay");
-    assert_eq!(s.position(b, btc), before_b, "same rewards after replay");
-    let events_after: stratros_staking_api::EventsPage = s.query(
-        "get_events",
-        Encode!(&stratros_staking_api::GetEventsArgs {
-            start: 0,
-            length: 1000
-        })
-        .expect("encode"),
-    );
-    assert_eq!(events_before.events, events_after.events);
-    assert_eq!(s.emu.certified_data(s.staking).len(), 32);
-    // Unbonding finishes after the upgrade, with a new unbonding period configured.
-    s.upgrade(Some(UpgradeArgs {
-        unbonding_seconds: Some(3600),
-        ..Default::default()
-    }));
-    s.emu.advance_time(DAY * 4);
-    let w = s.withdraw(btc, a).expect("withdraw after upgrade");
-    assert_eq!(w.amount, Nat::from(500_000u32));
-    let u = s.unstake(btc, a, 100_000).expect("unstake");
-    assert_eq!(u.seconds_left, 3600);
-    s.emu.advance_time(DAY * 10);
-    s.claim(a).expect("claim");
-    s.claim(b).expect("claim");
+    for ic in backends_for_test("upgrade_mid_unbonding_and_mid_reward_period_changes_nothing") {
+        let mut s = Suite::new(ic, 2);
+        let (a, b, btc) = (s.users[0], s.users[1], s.btc);
+        s.approve_and_stake(btc, a, 1_000_000);
+        s.approve(btc, b, 2_000_000 + BTC_FEE, None);
+        s.stake(btc, b, 2_000_000, Some(30 * 24 * 3600))
+            .expect("stake");
+        s.fund(btc, 7_777_777);
+        s.unstake(btc, a, 500_000).expect("unstake");
+        s.advance(DAY * 3);
+        let before_a = s.position(a, btc);
+        let before_b = s.position(b, btc);
+        let events_before: stratros_staking_api::EventsPage = s.query(
+            "get_events",
+            Encode!(&stratros_staking_api::GetEventsArgs {
+                start: 0,
+                length: 1000
+            })
+            .expect("encode"),
+        );
+        s.upgrade(None);
+        assert_eq!(s.position(a, btc), before_a, "same position after replay");
+        assert_eq!(s.position(b, btc), before_b, "same rewards after replay");
+        let events_after: stratros_staking_api::EventsPage = s.query(
+            "get_events",
+            Encode!(&stratros_staking_api::GetEventsArgs {
+                start: 0,
+                length: 1000
+            })
+            .expect("encode"),
+        );
+        assert_eq!(events_before.events, events_after.events);
+        assert_eq!(s.certified_data().len(), 32);
+        // Unbonding finishes after the upgrade, with a new unbonding period configured.
+        s.upgrade(Some(UpgradeArgs {
+            unbonding_seconds: Some(3600),
+            ..Default::default()
+        }));
+        s.advance(DAY * 4);
+        let w = s.withdraw(btc, a).expect("withdraw after upgrade");
+        assert_eq!(w.amount, Nat::from(500_000u32));
+        let u = s.unstake(btc, a, 100_000).expect("unstake");
+        assert_eq!(u.seconds_left, 3600);
+        s.advance(DAY * 10);
+        s.claim(a).expect("claim");
+        s.claim(b).expect("claim");
+    }
 }
 
 #[test]
 fn event_log_is_hash_chained_and_certified() {
-    use sha2::{Digest, Sha256};
-    let mut s = Suite::new(1);
-    let (a, btc) = (s.users[0], s.btc);
-    s.approve_and_stake(btc, a, 10_000);
-    let page: stratros_staking_api::EventsPage = s.query(
-        "get_events",
-        Encode!(&stratros_staking_api::GetEventsArgs {
-            start: 0,
-            length: 100
-        })
-        .expect("encode"),
-    );
-    assert!(page.total >= 5);
-    let mut parent = [0u8; 32].to_vec();
-    for e in &page.events {
-        assert_eq!(e.parent_hash.to_vec(), parent);
-        let mut h = Sha256::new();
-        h.update(&parent);
-        h.update(&e.cbor);
-        let hash = h.finalize().to_vec();
-        assert_eq!(e.hash.to_vec(), hash);
-        parent = hash;
+    for ic in backends_for_test("event_log_is_hash_chained_and_certified") {
+        use sha2::{Digest, Sha256};
+        let mut s = Suite::new(ic, 1);
+        let (a, btc) = (s.users[0], s.btc);
+        s.approve_and_stake(btc, a, 10_000);
+        let page: stratros_staking_api::EventsPage = s.query(
+            "get_events",
+            Encode!(&stratros_staking_api::GetEventsArgs {
+                start: 0,
+                length: 100
+            })
+            .expect("encode"),
+        );
+        assert!(page.total >= 5);
+        let mut parent = [0u8; 32].to_vec();
+        for e in &page.events {
+            assert_eq!(e.parent_hash.to_vec(), parent);
+            let mut h = Sha256::new();
+            h.update(&parent);
+            h.update(&e.cbor);
+            let hash = h.finalize().to_vec();
+            assert_eq!(e.hash.to_vec(), hash);
+            parent = hash;
+        }
+        let tree: ic_certification::HashTree =
+            ciborium::from_reader(page.certified_tree.as_slice()).expect("tree");
+        assert_eq!(tree.digest().to_vec(), s.certified_data());
+        assert!(page.certificate.is_some());
+        // Paginated.
+        let p2: stratros_staking_api::EventsPage = s.query(
+            "get_events",
+            Encode!(&stratros_staking_api::GetEventsArgs {
+                start: 2,
+                length: 2
+            })
+            .expect("encode"),
+        );
+        assert_eq!(p2.events.len(), 2);
+        assert_eq!(p2.events[0], page.events[2]);
     }
-    let tree: ic_certification::HashTree =
-        ciborium::from_reader(page.certified_tree.as_slice()).expect("tree");
-    assert_eq!(tree.digest().to_vec(), s.emu.certified_data(s.staking));
-    assert!(page.certificate.is_some());
-    // Paginated.
-    let p2: stratros_staking_api::EventsPage = s.query(
-        "get_events",
-        Encode!(&stratros_staking_api::GetEventsArgs {
-            start: 2,
-            length: 2
-        })
-        .expect("encode"),
-    );
-    assert_eq!(p2.events.len(), 2);
-    assert_eq!(p2.events[0], page.events[2]);
 }

@@ -133,6 +133,7 @@ impl Suite {
                 .collect(),
             quorum_rule: None,
             config: Some(config),
+            ..Default::default()
         });
         emu.install_canister(hub, &hub_wasm, Encode!(&arg).expect("encode"), None)
             .expect("hub installs");

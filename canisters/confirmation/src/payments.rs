@@ -1,0 +1,258 @@
+//! The fee flows that call other canisters: submitters' deposits (`deposit_fees`) and the
+//! forwarding of collected fees to restaking. Every step is journaled in the fee event log
+//! before or after its call, never derived from a call's absence of answer.
+//!
+//! **Deposits.** The hub pulls with `icrc2_transfer_from` carrying the submitter's
+//! `created_at_time` and a fixed memo, so a retry after an unknown outcome is the same
+//! transaction to the ledger, which answers `Duplicate { duplicate_of }`; credits are keyed by
+//! ledger block, so a block is credited once however often it is reported.
+//!
+//! **Forwarding** (one forward at a time): `ForwardStarted` takes `amount + 2 × fee` out of
+//! what is collected; the hub approves restaking for exactly `amount + fee` (deduplicated by
+//! `created_at_time` and memo = forward id) and calls `deposit_rewards`, which pulls the
+//! tokens. An ICRC-2 approval is a level, not an increment, and is spent by one pull of
+//! `amount`: however often `deposit_rewards` is retried, at most one pull succeeds. When its
+//! answer is an error or unknown, the hub reads the allowance: spent means delivered
+//! (`ForwardDone`), intact means not delivered (retried later). Restaking's own ledger call
+//! carries no `created_at_time`, so this allowance check is what keeps a retry from paying
+//! twice.
+
+use candid::{Nat, Principal};
+use icrc_ledger_types::icrc1::account::Account;
+use icrc_ledger_types::icrc2::allowance::AllowanceArgs;
+use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
+use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
+
+use crate::fees::FeeEvent;
+use crate::runtime::{DepositRewardsArgs, Runtime};
+use crate::state::{mutate_state, read_state};
+use crate::types::{DepositFeesArgs, FeeDeposit, FeeError};
+
+/// The memo of every fee deposit (the ledger deduplicates on the whole transaction).
+pub const DEPOSIT_MEMO: &[u8] = b"stratros-fee-deposit";
+
+/// The memo of forward `id`'s approval.
+pub fn forward_memo(id: u64) -> Vec<u8> {
+    let mut m = b"stratros-fee-forward".to_vec();
+    m.extend_from_slice(&id.to_be_bytes());
+    m
+}
+
+fn nat_u128(n: &Nat) -> u128 {
+    u128::try_from(&n.0).unwrap_or(u128::MAX)
+}
+
+/// Releases the caller's deposit slot on every path, traps included.
+struct DepositGuard(Principal);
+
+impl Drop for DepositGuard {
+    fn drop(&mut self) {
+        mutate_state(|s| s.end_deposit(&self.0));
+    }
+}
+
+/// Pulls `args.amount` from the caller (a submitter) and credits it.
+pub async fn deposit_fees<R: Runtime>(
+    rt: &R,
+    args: DepositFeesArgs,
+) -> Result<FeeDeposit, FeeError> {
+    let caller = rt.caller();
+    let ledger = read_state(|s| s.fee_config().map(|c| c.ledger)).ok_or(FeeError::FeesDisabled)?;
+    if !read_state(|s| s.is_submitter(&caller)) {
+        return Err(FeeError::Unauthorized { caller });
+    }
+    if args.amount == 0 {
+        return Err(FeeError::ZeroAmount);
+    }
+    if !mutate_state(|s| s.start_deposit(caller)) {
+        return Err(FeeError::Busy);
+    }
+    let _guard = DepositGuard(caller);
+    let transfer = TransferFromArgs {
+        spender_subaccount: None,
+        from: Account::from(caller),
+        to: Account::from(rt.canister_id()),
+        amount: Nat::from(args.amount),
+        fee: None,
+        memo: Some(DEPOSIT_MEMO.to_vec().into()),
+        created_at_time: Some(args.created_at_time),
+    };
+    let block = match rt.transfer_from(ledger, transfer).await {
+        Ok(Ok(block)) => nat_u128(&block),
+        Ok(Err(TransferFromError::Duplicate { duplicate_of })) => nat_u128(&duplicate_of),
+        Ok(Err(e)) => {
+            return Err(FeeError::LedgerRefused {
+                message: format!("{e:?}"),
+            });
+        }
+        Err(message) => return Err(FeeError::LedgerUnreachable { message }),
+    };
+    mutate_state(|s| {
+        let credited = match s.record_fee_event(FeeEvent::Credited {
+            submitter: caller,
+            amount: args.amount,
+            block,
+        }) {
+            Ok(()) => args.amount,
+            // Credited before: this was a retry.
+            Err(_) => 0,
+        };
+        Ok(FeeDeposit {
+            block_index: block,
+            credited,
+            credit: s.fees().credit(&caller),
+        })
+    })
+}
+
+/// Releases the forwarding flag on every path.
+struct ForwardGuard;
+
+impl Drop for ForwardGuard {
+    fn drop(&mut self) {
+        mutate_state(|s| s.end_forwarding());
+    }
+}
+
+/// One forwarding step (from the timer, or anyone through `forward_fees`): starts a forward
+/// when enough is collected, then approves and deposits it. Returns what happened, for logs
+/// and tests.
+pub async fn forward_fees<R: Runtime>(rt: &R) -> String {
+    let Some(config) = read_state(|s| s.fee_config().cloned()) else {
+        return "fees are not configured".into();
+    };
+    let Some(restaking) = config.restaking else {
+        return "no restaking canister is configured: fees stay at the hub".into();
+    };
+    if !mutate_state(|s| s.start_forwarding()) {
+        return "a forward is already running".into();
+    }
+    let _guard = ForwardGuard;
+    let ledger = config.ledger;
+
+    if read_state(|s| s.fees().forward().is_none()) {
+        let collected = read_state(|s| s.fees().collected());
+        if collected == 0 || collected < config.min_forward {
+            return format!("collected {collected} is below the forwarding minimum");
+        }
+        let fee = match rt.ledger_fee(ledger).await {
+            Ok(fee) => fee,
+            Err(e) => return format!("cannot read the ledger fee: {e}"),
+        };
+        let started = mutate_state(|s| {
+            let collected = s.fees().collected();
+            let cost = fee.saturating_mul(2);
+            if collected <= cost {
+                return Err(format!(
+                    "collected {collected} does not cover the fees {cost}"
+                ));
+            }
+            s.record_fee_event(FeeEvent::ForwardStarted {
+                id: s.fees().next_forward_id(),
+                amount: collected - cost,
+                ledger_fee: fee,
+                created_at_time: rt.time(),
+            })
+        });
+        if let Err(e) = started {
+            return e;
+        }
+    }
+    let Some(forward) = read_state(|s| s.fees().forward().cloned()) else {
+        return "BUG: no forward after starting one".into();
+    };
+    let id = forward.id;
+    let fail = |e: String| {
+        mutate_state(|s| s.note_forward_error(id, e.clone()));
+        e
+    };
+
+    if !forward.approved {
+        let approve = ApproveArgs {
+            from_subaccount: None,
+            spender: Account::from(restaking),
+            amount: Nat::from(forward.allowance()),
+            expected_allowance: None,
+            expires_at: None,
+            fee: Some(Nat::from(forward.ledger_fee)),
+            memo: Some(forward_memo(id).into()),
+            created_at_time: Some(forward.created_at_time),
+        };
+        match rt.approve(ledger, approve).await {
+            Ok(Ok(_)) | Ok(Err(ApproveError::Duplicate { .. })) => {
+                mutate_state(|s| s.record_fee_event(FeeEvent::ForwardApproved { id }))
+                    .unwrap_or_else(|e| panic!("BUG: {e}"));
+            }
+            Ok(Err(
+                e @ (ApproveError::TemporarilyUnavailable | ApproveError::GenericError { .. }),
+            )) => return fail(format!("the ledger refused the approval for now: {e:?}")),
+            Ok(Err(e)) => {
+                // Refused for good (fee changed, too old, ...): nothing moved.
+                let reason = format!("the ledger refused the approval: {e:?}");
+                mutate_state(|s| {
+                    s.record_fee_event(FeeEvent::ForwardAbandoned {
+                        id,
+                        reason: reason.clone(),
+                    })
+                })
+                .unwrap_or_else(|e| panic!("BUG: {e}"));
+                return reason;
+            }
+            Err(e) => return fail(format!("approval outcome unknown, retried: {e}")),
+        }
+    }
+
+    // Restaking takes the tokens before crediting them and answers `NoAllocatedStake`
+    // afterwards: only deposit into an AVS that has stake.
+    match rt.avs_allocated(restaking, &config.avs).await {
+        Ok(Some(allocated)) if allocated > 0 => {}
+        Ok(Some(_)) => return fail(format!("AVS {} has no allocated stake yet", config.avs)),
+        Ok(None) => return fail(format!("restaking has no AVS {}", config.avs)),
+        Err(e) => return fail(format!("cannot read the AVS: {e}")),
+    }
+    let deposit = DepositRewardsArgs {
+        avs: config.avs.clone(),
+        token: ledger,
+        amount: Nat::from(forward.amount),
+    };
+    let answer = match rt.deposit_rewards(restaking, deposit).await {
+        Ok(Ok(())) => {
+            mutate_state(|s| {
+                s.record_fee_event(FeeEvent::ForwardDone {
+                    id,
+                    note: "deposited".into(),
+                })
+            })
+            .unwrap_or_else(|e| panic!("BUG: {e}"));
+            return format!("forwarded {}", forward.amount);
+        }
+        Ok(Err(e)) => format!("restaking refused: {e}"),
+        Err(e) => format!("deposit outcome unknown: {e}"),
+    };
+    // Reconcile: did restaking pull the tokens?
+    let allowance = rt
+        .allowance(
+            ledger,
+            AllowanceArgs {
+                account: Account::from(rt.canister_id()),
+                spender: Account::from(restaking),
+            },
+        )
+        .await;
+    match allowance {
+        Ok(left) if left < forward.allowance() => {
+            mutate_state(|s| {
+                s.record_fee_event(FeeEvent::ForwardDone {
+                    id,
+                    note: format!("allowance spent ({left} left) after: {answer}"),
+                })
+            })
+            .unwrap_or_else(|e| panic!("BUG: {e}"));
+            format!("forwarded {} (reconciled)", forward.amount)
+        }
+        Ok(_) => fail(format!("{answer}; not delivered, retried")),
+        Err(e) => fail(format!(
+            "{answer}; cannot read the allowance ({e}), retried"
+        )),
+    }
+}
