@@ -32,8 +32,7 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 out_dir=${STRATROS_OUT_DIR:-$root/out}
 # One cargo invocation per canister, as dfx builds them: built together, cargo would unify
 # the dependencies' features across canisters, and a canister's Wasm would depend on which
-# others were built with it. (It did: the hub built next to restaking trapped in dlmalloc
-# after an upgrade; built alone it does not. See the confirmation README.)
+# others were built with it.
 for name in "${names[@]}"; do
     cargo build --locked --release --target wasm32-unknown-unknown -p "$name"
 done

@@ -153,9 +153,16 @@ for c in "${canisters[@]}"; do
         dfx canister install "$c" --network "$network" --mode install --wasm "$wasm" \
             --argument-file "$args" --yes
     else
-        echo "-- upgrade $c"
+        # Stopped first (every Stratros canister refuses an upgrade while running: a
+        # response to a call of the old module must not reach the new one), then started
+        # again, also when the upgrade failed and the old module kept running.
+        echo "-- upgrade $c (stop, upgrade, start)"
+        dfx canister stop "$c" --network "$network"
+        status=0
         dfx canister install "$c" --network "$network" --mode upgrade --wasm "$wasm" \
-            --argument '(variant { Upgrade = null })' --yes
+            --argument '(variant { Upgrade = null })' --yes || status=$?
+        dfx canister start "$c" --network "$network"
+        [ "$status" -eq 0 ] || { echo "deploy.sh: upgrading $c failed" >&2; exit "$status"; }
     fi
 done
 

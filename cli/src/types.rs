@@ -112,3 +112,10 @@ pub use stratros_confirmation::hub::{
     AdminError, Arg, Batch, BatchError, BatchPage, Config, ConfigUpdate, InitArgs, ListBatchesArgs,
     NodeProgress, ReceiptError, Status, SubmitError, Submitted, UpgradeArgs,
 };
+pub use stratros_confirmation::hub::{
+    DepositFeesArgs, FeeAccount, FeeConfig, FeeDeposit, FeeError, FeeStatus, HeaderCertificate,
+    RecordProof,
+};
+
+pub mod registry;
+pub mod service;

@@ -282,8 +282,415 @@ fn hub_replies_match_the_did() {
                 forwarded: 1,
                 forward_ledger_fees: 1,
                 forward: None,
+                withdrawn: 1,
+                withdrawals_pending: 1,
                 events: 1,
             },
+        },
+    );
+}
+
+#[test]
+fn registry_types_match_the_did() {
+    use stratros::types::registry::{
+        Arg, ConfigUpdate, CreateError, InitArgs, InstanceProgress, InstanceStatus, ModuleError,
+        Placement, RegistryStatus, Rollout, RolloutError, RolloutState, ServiceFilter, ServiceInfo,
+        ServicePage, ServiceState, StartUploadArgs, Step, UpgradeArgs, UploadChunkArgs,
+        UploadProgress, VersionInfo,
+    };
+    let p = Principal::self_authenticating(b"p");
+    let bytes = || serde_bytes::ByteBuf::from(vec![1u8; 32]);
+    accepts(
+        "registry",
+        "Arg",
+        &Arg::Init(InitArgs {
+            hub: p,
+            cmc: Some(p),
+            kinds: vec!["ai-module".into()],
+            config: Some(ConfigUpdate {
+                service_cycles: Some(1),
+                reserve_cycles: Some(2),
+                max_module_bytes: Some(3),
+                retry_seconds: Some(4),
+                cycles_refresh_seconds: Some(5),
+            }),
+        }),
+    );
+    accepts(
+        "registry",
+        "Arg",
+        &Arg::Upgrade(Some(UpgradeArgs::default())),
+    );
+    accepts("registry", "Arg", &Arg::Upgrade(None));
+    for placement in [
+        Placement::OwnSubnet,
+        Placement::Subnet(p),
+        Placement::SubnetType("fiduciary".into()),
+    ] {
+        accepts("registry", "Placement", &placement);
+    }
+    accepts(
+        "registry",
+        "StartUploadArgs",
+        &StartUploadArgs {
+            kind: "k".into(),
+            sha256: bytes(),
+            size: 3,
+        },
+    );
+    accepts(
+        "registry",
+        "UploadChunkArgs",
+        &UploadChunkArgs {
+            upload: 1,
+            offset: 0,
+            bytes: bytes(),
+        },
+    );
+    accepts(
+        "registry",
+        "UploadProgress",
+        &UploadProgress {
+            upload: 1,
+            received: 2,
+            size: 3,
+        },
+    );
+    let version = VersionInfo {
+        kind: "k".into(),
+        version: 1,
+        hash: bytes(),
+        size: 3,
+        published_at_nanos: 4,
+    };
+    accepts("registry", "VersionInfo", &version);
+    accepts("registry", "ServiceFilter", &ServiceFilter::default());
+    let states = [
+        ServiceState::Installing,
+        ServiceState::Registering,
+        ServiceState::Active,
+        ServiceState::Upgrading { to_version: 2 },
+        ServiceState::Failed {
+            step: Step::Register,
+            error: "x".into(),
+            attempts: 1,
+        },
+        ServiceState::Deleted,
+    ];
+    let info = |state: ServiceState| ServiceInfo {
+        canister: p,
+        kind: "k".into(),
+        name: "n".into(),
+        owner: p,
+        version: 1,
+        module_hash: bytes(),
+        placement: Placement::OwnSubnet,
+        subnet: Some(p),
+        state,
+        initial_cycles: 1,
+        cycles: Some(2),
+        cycles_checked_at_nanos: None,
+        created_at_nanos: 3,
+        updated_at_nanos: 4,
+    };
+    for s in states.clone() {
+        accepts("registry", "ServiceInfo", &info(s));
+    }
+    accepts(
+        "registry",
+        "ServicePage",
+        &ServicePage {
+            services: vec![info(ServiceState::Active)],
+            more: false,
+        },
+    );
+    for e in [
+        CreateError::NotAuthorized { caller: p },
+        CreateError::UnknownKind { kind: "k".into() },
+        CreateError::NoVersion { kind: "k".into() },
+        CreateError::InvalidName { reason: "r".into() },
+        CreateError::PlacementUnavailable { reason: "r".into() },
+        CreateError::InsufficientCycles {
+            balance: 1,
+            required: 2,
+        },
+        CreateError::Busy,
+        CreateError::UnknownService { canister: p },
+        CreateError::CreateFailed {
+            reject_code: Some(1),
+            message: "m".into(),
+        },
+        CreateError::OutcomeUnknown {
+            op: 1,
+            message: "m".into(),
+        },
+        CreateError::StepFailed {
+            canister: p,
+            step: Step::Install,
+            message: "m".into(),
+        },
+        CreateError::NothingToRetry {
+            state: ServiceState::Active,
+        },
+    ] {
+        accepts("registry", "CreateError", &e);
+    }
+    for e in [
+        ModuleError::NotController { caller: p },
+        ModuleError::UnknownKind { kind: "k".into() },
+        ModuleError::UnknownUpload { upload: 1 },
+        ModuleError::EmptyModule,
+        ModuleError::TooLarge { size: 2, max: 1 },
+        ModuleError::InvalidHash,
+        ModuleError::OutOfOrder {
+            expected_offset: 1,
+            got: 2,
+        },
+        ModuleError::BeyondSize { end: 2, size: 1 },
+        ModuleError::ChunkMismatch { offset: 1 },
+        ModuleError::Incomplete {
+            received: 1,
+            size: 2,
+        },
+        ModuleError::HashMismatch {
+            expected: bytes(),
+            actual: bytes(),
+        },
+        ModuleError::NotWasm,
+        ModuleError::AlreadyPublished {
+            kind: "k".into(),
+            version: 1,
+        },
+    ] {
+        accepts("registry", "ModuleError", &e);
+    }
+    for state in [
+        RolloutState::Running,
+        RolloutState::Done,
+        RolloutState::Failed {
+            canister: p,
+            error: "e".into(),
+        },
+    ] {
+        accepts(
+            "registry",
+            "Rollout",
+            &Rollout {
+                id: 1,
+                kind: "k".into(),
+                version: 2,
+                module_hash: bytes(),
+                state,
+                instances: [
+                    InstanceStatus::Pending,
+                    InstanceStatus::Upgrading,
+                    InstanceStatus::Done,
+                    InstanceStatus::Failed { error: "e".into() },
+                    InstanceStatus::Skipped { reason: "r".into() },
+                ]
+                .into_iter()
+                .map(|status| InstanceProgress {
+                    canister: p,
+                    from_version: 1,
+                    status,
+                    instructions: 5,
+                })
+                .collect(),
+                started_at_nanos: 1,
+                finished_at_nanos: Some(2),
+            },
+        );
+    }
+    for e in [
+        RolloutError::NotController { caller: p },
+        RolloutError::UnknownKind { kind: "k".into() },
+        RolloutError::UnknownVersion {
+            kind: "k".into(),
+            version: 1,
+        },
+        RolloutError::InProgress {
+            kind: "k".into(),
+            version: 1,
+        },
+        RolloutError::NothingToResume,
+    ] {
+        accepts("registry", "RolloutError", &e);
+    }
+    accepts(
+        "registry",
+        "RegistryStatus",
+        &RegistryStatus {
+            hub: p,
+            cmc: Some(p),
+            config: stratros::types::registry::Config {
+                service_cycles: 1,
+                reserve_cycles: 1,
+                max_module_bytes: 1,
+                retry_seconds: 1,
+                cycles_refresh_seconds: 1,
+            },
+            kinds: 1,
+            services: 2,
+            cycles: 3,
+            events: 4,
+        },
+    );
+}
+
+#[test]
+fn service_types_match_the_did() {
+    use stratros::types::service::{
+        AddError, Arg, Config, ConfigUpdate, FeeStatus, InitArgs, ReceiptRelayError, RecordBody,
+        RecordStatus, RecordView, ServiceStatus, TickReport, UpgradeArgs,
+    };
+    use stratros_confirmation::{Blob, Hash32};
+    let p = Principal::self_authenticating(b"p");
+    accepts(
+        "service",
+        "Arg",
+        &Arg::Init(InitArgs {
+            owner: p,
+            hub: p,
+            writers: vec![p],
+            kind: "ai-module".into(),
+            name: "Service 1".into(),
+            config: Some(ConfigUpdate {
+                max_records_per_call: Some(1),
+                max_field_bytes: Some(2),
+                retry_seconds: Some(3),
+                credit_records: Some(4),
+            }),
+        }),
+    );
+    accepts("service", "Arg", &Arg::Upgrade(None));
+    accepts(
+        "service",
+        "Arg",
+        &Arg::Upgrade(Some(UpgradeArgs::default())),
+    );
+    let bodies = [
+        RecordBody::ModelAttestation {
+            model_id: "m".into(),
+            version: "1".into(),
+            weights_hash: Hash32([1; 32]),
+            metadata: "{}".into(),
+        },
+        RecordBody::Dataset {
+            hash: Hash32([2; 32]),
+            licence: "l".into(),
+            source: "s".into(),
+        },
+        RecordBody::Inference {
+            model: "m".into(),
+            input_hash: Hash32([3; 32]),
+            output: Some(Blob(vec![1])),
+            output_hash: Hash32([4; 32]),
+            executor: "e".into(),
+        },
+        RecordBody::Transaction {
+            kind: "k".into(),
+            payload: Blob(vec![2]),
+        },
+    ];
+    let statuses = [
+        RecordStatus::Pending {
+            attempts: 1,
+            last_error: Some("e".into()),
+        },
+        RecordStatus::Submitted,
+        RecordStatus::Sealed { height: 1 },
+        RecordStatus::Confirmed {
+            height: 1,
+            header_hash: Hash32([5; 32]),
+            confirmed_at_nanos: 2,
+        },
+        RecordStatus::Refused { reason: "r".into() },
+    ];
+    for (body, status) in bodies.into_iter().zip(statuses.clone()) {
+        accepts(
+            "service",
+            "RecordView",
+            &RecordView {
+                id: 1,
+                author: p,
+                created_at_nanos: 2,
+                body,
+                content_hash: Hash32([6; 32]),
+                reference: "rec-1".into(),
+                hub: p,
+                hub_record_id: Some(3),
+                status,
+            },
+        );
+    }
+    for e in [
+        AddError::NotWriter { caller: p },
+        AddError::EmptyBatch,
+        AddError::TooManyRecords { max: 1, got: 2 },
+        AddError::FieldTooLarge {
+            index: 0,
+            field: "f".into(),
+            max: 1,
+            got: 2,
+        },
+    ] {
+        accepts("service", "AddError", &e);
+    }
+    for e in [
+        ReceiptRelayError::UnknownRecord { id: 1 },
+        ReceiptRelayError::NotConfirmed {
+            status: RecordStatus::Submitted,
+        },
+        ReceiptRelayError::Hub {
+            message: "m".into(),
+        },
+        ReceiptRelayError::CallFailed {
+            reject_code: None,
+            message: "m".into(),
+        },
+    ] {
+        accepts("service", "ReceiptRelayError", &e);
+    }
+    accepts(
+        "service",
+        "ServiceStatus",
+        &ServiceStatus {
+            kind: "k".into(),
+            name: "n".into(),
+            owner: p,
+            hub: p,
+            writers: vec![p],
+            config: Config {
+                max_records_per_call: 1,
+                max_field_bytes: 2,
+                retry_seconds: 3,
+            },
+            records: 1,
+            pending: 1,
+            submitted: 1,
+            sealed: 1,
+            confirmed: 1,
+            refused: 1,
+            scan_height: 1,
+            fees: FeeStatus {
+                ledger: Some(p),
+                fee_per_record: 1,
+                hub_credit: 2,
+                credit_records: 3,
+                topped_up: 4,
+                top_up_in_progress: Some(5),
+                last_error: None,
+            },
+        },
+    );
+    accepts(
+        "service",
+        "TickReport",
+        &TickReport {
+            submitted: 1,
+            still_pending: 2,
+            newly_confirmed: 3,
+            errors: vec!["e".into()],
         },
     );
 }

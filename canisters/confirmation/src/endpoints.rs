@@ -2,15 +2,15 @@
 
 use candid::Principal;
 use ic_cdk::api::{data_certificate, trap};
-use ic_cdk::{init, post_upgrade, query, update};
+use ic_cdk::{init, post_upgrade, pre_upgrade, query, update};
 use stratros_confirmation::{Blob, PolicyNode, QuorumRule, Receipt, RecordId, RecordInput};
 
 use crate::runtime::{IcRuntime, Runtime};
 use crate::state::{mutate_state, read_state};
 use crate::types::{
-    AdminError, Arg, Batch, BatchError, BatchPage, DepositFeesArgs, FeeAccount, FeeDeposit,
-    FeeError, HeaderCertificate, ListBatchesArgs, ReceiptError, RecordProof, Status, SubmitError,
-    Submitted,
+    AdminError, Arg, Batch, BatchError, BatchPage, CreditWithdrawal, DepositFeesArgs, FeeAccount,
+    FeeDeposit, FeeError, HeaderCertificate, ListBatchesArgs, ReceiptError, RecordProof, Status,
+    SubmitError, Submitted, WithdrawCreditArgs,
 };
 use crate::{admin, lifecycle, payments, timer};
 
@@ -22,11 +22,18 @@ fn init(arg: Arg) {
     timer::arm_fees();
 }
 
+/// Refuses the upgrade unless the canister is stopped (see `stratros-upgrade-guard`).
+#[pre_upgrade]
+fn pre_upgrade() {
+    stratros_upgrade_guard::require_stopped();
+}
+
 #[post_upgrade]
 fn post_upgrade(arg: Option<Arg>) {
     lifecycle::post_upgrade(&IcRuntime, arg)
         .unwrap_or_else(|e| trap(format!("invalid upgrade argument: {e}")));
-    // Calls in flight before the upgrade are forgotten: their nodes are due again now.
+    // The hub was stopped (pre_upgrade refuses otherwise), so no call is in flight: the
+    // timers pick up whatever is due.
     timer::arm();
     timer::arm_fees();
 }
@@ -84,6 +91,21 @@ fn get_header_certificate(height: u64) -> Result<HeaderCertificate, BatchError> 
 #[update]
 async fn deposit_fees(args: DepositFeesArgs) -> Result<FeeDeposit, FeeError> {
     payments::deposit_fees(&IcRuntime, args).await
+}
+
+/// Takes `amount` out of the caller's fee credit and sends it, less the ledger fee, to `to`
+/// (default: the caller). Repeating a request with the same `created_at_time` is the same
+/// withdrawal: it is debited once, and retried while its ledger outcome is unknown (the fee
+/// timer retries it too).
+#[update]
+async fn withdraw_credit(args: WithdrawCreditArgs) -> Result<CreditWithdrawal, FeeError> {
+    payments::withdraw_credit(&IcRuntime, args).await
+}
+
+/// A credit withdrawal by id.
+#[query]
+fn get_withdrawal(id: u64) -> Option<CreditWithdrawal> {
+    payments::withdrawal(id)
 }
 
 /// A submitter's fee account (the caller's by default).

@@ -41,6 +41,43 @@ pub enum FeeEvent {
     ForwardDone { id: u64, note: String },
     /// The ledger refused the approval for good: nothing moved, the amount is collected again.
     ForwardAbandoned { id: u64, reason: String },
+    /// `submitter` withdraws `amount` of its credit (debited now) to `to`; the transfer of
+    /// `amount - ledger_fee` carries `created_at_time` and the withdrawal's memo, so its
+    /// retries are one transaction to the ledger. `request_time` is the caller's key.
+    WithdrawalStarted {
+        id: u64,
+        submitter: Principal,
+        request_time: u64,
+        amount: u128,
+        ledger_fee: u128,
+        to: Principal,
+        to_subaccount: Option<Vec<u8>>,
+        created_at_time: u64,
+    },
+    /// An attempt's outcome is unknown: from now on a refusal proves nothing.
+    WithdrawalUncertain { id: u64 },
+    /// The ledger executed the transfer in `block`.
+    WithdrawalDone { id: u64, block: u128 },
+    /// The ledger refused the transfer for good, and no earlier attempt may have executed:
+    /// the amount goes back to the credit.
+    WithdrawalRefused { id: u64, reason: String },
+}
+
+/// A credit withdrawal as the books keep it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub id: u64,
+    pub submitter: Principal,
+    pub request_time: u64,
+    pub amount: u128,
+    pub ledger_fee: u128,
+    pub to: Principal,
+    pub to_subaccount: Option<Vec<u8>>,
+    pub created_at_time: u64,
+    pub uncertain: bool,
+    pub outcome: Option<Result<u128, String>>,
+    /// Heap only: the last failed attempt since the last upgrade.
+    pub last_error: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -49,6 +86,7 @@ pub struct Account {
     pub deposited: u128,
     pub charged: u128,
     pub records: u64,
+    pub withdrawn: u128,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,6 +118,11 @@ pub struct FeeBook {
     forward_ledger_fees: u128,
     forward: Option<Forward>,
     next_forward_id: u64,
+    withdrawals: BTreeMap<u64, Withdrawal>,
+    /// (submitter, request time) -> withdrawal id: a repeated request is the same withdrawal.
+    withdrawal_keys: BTreeMap<(Principal, u64), u64>,
+    pending_withdrawals: BTreeSet<u64>,
+    withdrawn: u128,
     events: u64,
 }
 
@@ -178,9 +221,119 @@ impl FeeBook {
                 )?;
                 self.forward = None;
             }
+            FeeEvent::WithdrawalStarted {
+                id,
+                submitter,
+                request_time,
+                amount,
+                ledger_fee,
+                to,
+                to_subaccount,
+                created_at_time,
+            } => {
+                if *id != self.withdrawals.len() as u64 {
+                    return Err(format!("withdrawal {id} is out of order"));
+                }
+                if self
+                    .withdrawal_keys
+                    .contains_key(&(*submitter, *request_time))
+                {
+                    return Err(format!("withdrawal request {request_time} is known"));
+                }
+                if *amount <= *ledger_fee {
+                    return Err(format!("withdrawal {amount} does not cover the fee"));
+                }
+                let a = self.accounts.entry(*submitter).or_default();
+                if a.credit < *amount {
+                    return Err(format!(
+                        "withdrawal {amount} exceeds the credit {} of {submitter}",
+                        a.credit
+                    ));
+                }
+                let withdrawn = add(self.withdrawn, *amount)?;
+                a.credit -= amount;
+                a.withdrawn = add(a.withdrawn, *amount)?;
+                self.credits -= amount;
+                self.withdrawn = withdrawn;
+                self.withdrawal_keys
+                    .insert((*submitter, *request_time), *id);
+                self.pending_withdrawals.insert(*id);
+                self.withdrawals.insert(
+                    *id,
+                    Withdrawal {
+                        id: *id,
+                        submitter: *submitter,
+                        request_time: *request_time,
+                        amount: *amount,
+                        ledger_fee: *ledger_fee,
+                        to: *to,
+                        to_subaccount: to_subaccount.clone(),
+                        created_at_time: *created_at_time,
+                        uncertain: false,
+                        outcome: None,
+                        last_error: None,
+                    },
+                );
+            }
+            FeeEvent::WithdrawalUncertain { id } => {
+                self.pending_withdrawal_mut(*id)?.uncertain = true;
+            }
+            FeeEvent::WithdrawalDone { id, block } => {
+                self.pending_withdrawal_mut(*id)?.outcome = Some(Ok(*block));
+                self.pending_withdrawals.remove(id);
+            }
+            FeeEvent::WithdrawalRefused { id, reason } => {
+                let w = self.pending_withdrawal_mut(*id)?;
+                if w.uncertain {
+                    return Err(format!(
+                        "withdrawal {id} may have executed: a refusal proves nothing"
+                    ));
+                }
+                w.outcome = Some(Err(reason.clone()));
+                let (submitter, amount) = (w.submitter, w.amount);
+                let a = self.accounts.entry(submitter).or_default();
+                a.credit = add(a.credit, amount)?;
+                a.withdrawn = a.withdrawn.saturating_sub(amount);
+                self.credits = add(self.credits, amount)?;
+                self.withdrawn = self.withdrawn.saturating_sub(amount);
+                self.pending_withdrawals.remove(id);
+            }
         }
         self.events += 1;
         Ok(())
+    }
+
+    fn pending_withdrawal_mut(&mut self, id: u64) -> Result<&mut Withdrawal, String> {
+        match self.withdrawals.get_mut(&id) {
+            Some(w) if w.outcome.is_none() => Ok(w),
+            _ => Err(format!("withdrawal {id} is not pending")),
+        }
+    }
+
+    pub fn withdrawal(&self, id: u64) -> Option<&Withdrawal> {
+        self.withdrawals.get(&id)
+    }
+
+    /// The withdrawal a request `(submitter, request_time)` started, if any.
+    pub fn withdrawal_of_request(&self, submitter: Principal, request_time: u64) -> Option<u64> {
+        self.withdrawal_keys
+            .get(&(submitter, request_time))
+            .copied()
+    }
+
+    pub fn next_withdrawal_id(&self) -> u64 {
+        self.withdrawals.len() as u64
+    }
+
+    pub fn pending_withdrawals(&self) -> Vec<u64> {
+        self.pending_withdrawals.iter().copied().collect()
+    }
+
+    /// Notes a failed withdrawal attempt (heap only).
+    pub fn note_withdrawal_error(&mut self, id: u64, error: String) {
+        if let Some(w) = self.withdrawals.get_mut(&id) {
+            w.last_error = Some(error);
+        }
     }
 
     fn forward_mut(&mut self, id: u64) -> Result<&mut Forward, String> {
@@ -228,6 +381,7 @@ impl FeeBook {
             deposited: a.deposited,
             charged: a.charged,
             records_charged: a.records,
+            withdrawn: a.withdrawn,
         }
     }
 
@@ -245,6 +399,8 @@ impl FeeBook {
                 attempts: f.attempts,
                 last_error: f.last_error.clone(),
             }),
+            withdrawn: self.withdrawn,
+            withdrawals_pending: self.pending_withdrawals.len() as u64,
             events: self.events,
         }
     }

@@ -29,5 +29,14 @@ use stratros_confirmation::{Blob, PolicyNode, QuorumRule, Receipt, RecordId, Rec
 
 ic_cdk::export_candid!();
 
+/// The signature crates (through `stratros-signatures`) pull getrandom 0.2; verifying never
+/// needs randomness, so any request fails (a canister may import nothing outside `ic0`).
+#[cfg(target_arch = "wasm32")]
+fn no_randomness(_: &mut [u8]) -> Result<(), getrandom::Error> {
+    Err(getrandom::Error::UNSUPPORTED)
+}
+#[cfg(target_arch = "wasm32")]
+getrandom::register_custom_getrandom!(no_randomness);
+
 #[cfg(test)]
 mod tests;

@@ -13,20 +13,25 @@
 //! tokens. An ICRC-2 approval is a level, not an increment, and is spent by one pull of
 //! `amount`: however often `deposit_rewards` is retried, at most one pull succeeds. When its
 //! answer is an error or unknown, the hub reads the allowance: spent means delivered
-//! (`ForwardDone`), intact means not delivered (retried later). Restaking's own ledger call
-//! carries no `created_at_time`, so this allowance check is what keeps a retry from paying
-//! twice.
+//! (`ForwardDone`), intact means not delivered (retried later). The deposit also carries the
+//! forward's `created_at_time` and memo: restaking journals it under that key and its own
+//! `icrc2_transfer_from` carries them too, so a deposit restaking left pending (its ledger
+//! call's outcome unknown) and the hub's retry of it are one deposit, credited once.
 
 use candid::{Nat, Principal};
 use icrc_ledger_types::icrc1::account::Account;
+use icrc_ledger_types::icrc1::transfer::{TransferArg, TransferError};
 use icrc_ledger_types::icrc2::allowance::AllowanceArgs;
 use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
 use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
+use stratros_confirmation::Blob;
 
 use crate::fees::FeeEvent;
 use crate::runtime::{DepositRewardsArgs, Runtime};
 use crate::state::{mutate_state, read_state};
-use crate::types::{DepositFeesArgs, FeeDeposit, FeeError};
+use crate::types::{
+    CreditWithdrawal, DepositFeesArgs, FeeDeposit, FeeError, WithdrawCreditArgs, WithdrawalState,
+};
 
 /// The memo of every fee deposit (the ledger deduplicates on the whole transaction).
 pub const DEPOSIT_MEMO: &[u8] = b"stratros-fee-deposit";
@@ -103,6 +108,207 @@ pub async fn deposit_fees<R: Runtime>(
             credit: s.fees().credit(&caller),
         })
     })
+}
+
+/// The memo of withdrawal `id`'s transfer.
+pub fn withdrawal_memo(id: u64) -> Vec<u8> {
+    let mut m = b"stratros-fee-withdraw".to_vec();
+    m.extend_from_slice(&id.to_be_bytes());
+    m
+}
+
+/// Withdrawal `id` as the caller sees it.
+pub fn withdrawal(id: u64) -> Option<CreditWithdrawal> {
+    withdrawal_view(id)
+}
+
+fn withdrawal_view(id: u64) -> Option<CreditWithdrawal> {
+    read_state(|s| {
+        let w = s.fees().withdrawal(id)?;
+        Some(CreditWithdrawal {
+            id,
+            submitter: w.submitter,
+            amount: w.amount,
+            ledger_fee: w.ledger_fee,
+            to: w.to,
+            to_subaccount: w.to_subaccount.clone().map(Blob),
+            state: match &w.outcome {
+                None => WithdrawalState::Pending {
+                    last_error: w.last_error.clone(),
+                },
+                Some(Ok(block)) => WithdrawalState::Done {
+                    block_index: *block,
+                },
+                Some(Err(reason)) => WithdrawalState::Refused {
+                    reason: reason.clone(),
+                },
+            },
+            credit: s.fees().credit(&w.submitter),
+        })
+    })
+}
+
+fn unknown_withdrawal(id: u64) -> FeeError {
+    FeeError::LedgerUnreachable {
+        message: format!("BUG: withdrawal {id} is not in the books"),
+    }
+}
+
+/// Takes `args.amount` out of the caller's credit and sends it, less the ledger fee, to
+/// `args.to`. The debit is journaled before the transfer; a request repeated with the same
+/// `created_at_time` is the same withdrawal (retried if still pending, never debited twice).
+pub async fn withdraw_credit<R: Runtime>(
+    rt: &R,
+    args: WithdrawCreditArgs,
+) -> Result<CreditWithdrawal, FeeError> {
+    let caller = rt.caller();
+    let ledger = read_state(|s| s.fee_config().map(|c| c.ledger)).ok_or(FeeError::FeesDisabled)?;
+    if let Some(id) = read_state(|s| s.fees().withdrawal_of_request(caller, args.created_at_time)) {
+        return complete_withdrawal(rt, ledger, id).await;
+    }
+    if args.amount == 0 {
+        return Err(FeeError::ZeroAmount);
+    }
+    if args
+        .to_subaccount
+        .as_ref()
+        .is_some_and(|sub| sub.0.len() != 32)
+    {
+        return Err(FeeError::InvalidSubaccount);
+    }
+    let available = read_state(|s| s.fees().credit(&caller));
+    if available < args.amount {
+        return Err(FeeError::InsufficientCredit {
+            needed: args.amount,
+            available,
+        });
+    }
+    if !mutate_state(|s| s.start_deposit(caller)) {
+        return Err(FeeError::Busy);
+    }
+    let _guard = DepositGuard(caller);
+    let ledger_fee = rt
+        .ledger_fee(ledger)
+        .await
+        .map_err(|message| FeeError::LedgerUnreachable { message })?;
+    if args.amount <= ledger_fee {
+        return Err(FeeError::AmountTooSmall { ledger_fee });
+    }
+    let id = mutate_state(|s| {
+        let available = s.fees().credit(&caller);
+        if available < args.amount {
+            return Err(FeeError::InsufficientCredit {
+                needed: args.amount,
+                available,
+            });
+        }
+        let id = s.fees().next_withdrawal_id();
+        s.record_fee_event(FeeEvent::WithdrawalStarted {
+            id,
+            submitter: caller,
+            request_time: args.created_at_time,
+            amount: args.amount,
+            ledger_fee,
+            to: args.to.unwrap_or(caller),
+            to_subaccount: args.to_subaccount.map(|b| b.0),
+            created_at_time: rt.time(),
+        })
+        .map_err(|message| FeeError::LedgerRefused { message })?;
+        Ok(id)
+    })?;
+    complete_withdrawal(rt, ledger, id).await
+}
+
+/// Releases a withdrawal's attempt slot on every path.
+struct WithdrawalAttempt(u64);
+
+impl Drop for WithdrawalAttempt {
+    fn drop(&mut self) {
+        mutate_state(|s| s.end_withdrawal_attempt(self.0));
+    }
+}
+
+/// Sends withdrawal `id`'s transfer if it is still pending, and records the ledger's answer.
+async fn complete_withdrawal<R: Runtime>(
+    rt: &R,
+    ledger: Principal,
+    id: u64,
+) -> Result<CreditWithdrawal, FeeError> {
+    let w =
+        read_state(|s| s.fees().withdrawal(id).cloned()).ok_or_else(|| unknown_withdrawal(id))?;
+    if w.outcome.is_some() || !mutate_state(|s| s.start_withdrawal_attempt(id)) {
+        return withdrawal_view(id).ok_or_else(|| unknown_withdrawal(id));
+    }
+    let _attempt = WithdrawalAttempt(id);
+    let transfer = TransferArg {
+        from_subaccount: None,
+        to: Account {
+            owner: w.to,
+            subaccount: w.to_subaccount.as_deref().and_then(|s| s.try_into().ok()),
+        },
+        fee: Some(Nat::from(w.ledger_fee)),
+        created_at_time: Some(w.created_at_time),
+        memo: Some(withdrawal_memo(id).into()),
+        amount: Nat::from(w.amount - w.ledger_fee),
+    };
+    let event = match rt.transfer(ledger, transfer).await {
+        Ok(Ok(block)) => Some(FeeEvent::WithdrawalDone {
+            id,
+            block: nat_u128(&block),
+        }),
+        Ok(Err(TransferError::Duplicate { duplicate_of })) => Some(FeeEvent::WithdrawalDone {
+            id,
+            block: nat_u128(&duplicate_of),
+        }),
+        // Not executed now; an earlier attempt may have been (TooOld: the ledger no longer
+        // deduplicates it, so only its history can tell). Retried, never refunded.
+        Ok(Err(
+            e @ (TransferError::TemporarilyUnavailable
+            | TransferError::GenericError { .. }
+            | TransferError::TooOld
+            | TransferError::CreatedInFuture { .. }),
+        )) => {
+            mutate_state(|s| s.note_withdrawal_error(id, format!("{e:?}")));
+            None
+        }
+        Ok(Err(e)) if !w.uncertain => Some(FeeEvent::WithdrawalRefused {
+            id,
+            reason: format!("{e:?}"),
+        }),
+        Ok(Err(e)) => {
+            mutate_state(|s| {
+                s.note_withdrawal_error(
+                    id,
+                    format!("{e:?} after an attempt whose outcome is unknown"),
+                )
+            });
+            None
+        }
+        Err(message) => {
+            mutate_state(|s| {
+                s.note_withdrawal_error(id, format!("outcome unknown: {message}"));
+                if !w.uncertain {
+                    s.record_fee_event(FeeEvent::WithdrawalUncertain { id })
+                        .unwrap_or_else(|e| panic!("BUG: {e}"));
+                }
+            });
+            None
+        }
+    };
+    if let Some(event) = event {
+        mutate_state(|s| s.record_fee_event(event)).unwrap_or_else(|e| panic!("BUG: {e}"));
+    }
+    withdrawal_view(id).ok_or_else(|| unknown_withdrawal(id))
+}
+
+/// Retries every pending withdrawal (from the fee timer).
+pub async fn retry_withdrawals<R: Runtime>(rt: &R) {
+    let Some(ledger) = read_state(|s| s.fee_config().map(|c| c.ledger)) else {
+        return;
+    };
+    for id in read_state(|s| s.fees().pending_withdrawals()) {
+        let _ = complete_withdrawal(rt, ledger, id).await;
+    }
 }
 
 /// Releases the forwarding flag on every path.
@@ -202,8 +408,8 @@ pub async fn forward_fees<R: Runtime>(rt: &R) -> String {
         }
     }
 
-    // Restaking takes the tokens before crediting them and answers `NoAllocatedStake`
-    // afterwards: only deposit into an AVS that has stake.
+    // Restaking refuses a deposit into an AVS without stake (before pulling anything); asking
+    // first saves the approval's fee when there is none.
     match rt.avs_allocated(restaking, &config.avs).await {
         Ok(Some(allocated)) if allocated > 0 => {}
         Ok(Some(_)) => return fail(format!("AVS {} has no allocated stake yet", config.avs)),
@@ -214,6 +420,9 @@ pub async fn forward_fees<R: Runtime>(rt: &R) -> String {
         avs: config.avs.clone(),
         token: ledger,
         amount: Nat::from(forward.amount),
+        period_seconds: None,
+        created_at_time: Some(forward.created_at_time),
+        memo: Some(forward_memo(id).into()),
     };
     let answer = match rt.deposit_rewards(restaking, deposit).await {
         Ok(Ok(())) => {

@@ -2,11 +2,12 @@
 //! unit tests with a stub.
 
 use candid::{CandidType, Nat, Principal};
+use icrc_ledger_types::icrc1::transfer::{TransferArg, TransferError};
 use icrc_ledger_types::icrc2::allowance::AllowanceArgs;
 use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
 use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
 use serde::Deserialize;
-use stratros_confirmation::BatchHeader;
+use stratros_confirmation::{BatchHeader, Scheme, VETKD_CONTEXT};
 
 use crate::state::SignOutcome;
 use crate::types::node_api::{SignError, SignResponse};
@@ -24,6 +25,14 @@ pub trait Runtime {
     fn instruction_counter(&self) -> u64;
     /// Makes sure the work timer runs by the state's next deadline.
     fn schedule(&self);
+    /// `node`'s public key for `scheme` and `key_name`, from the management canister (the
+    /// key the node signs with: empty derivation path; for vetKD, the Stratros context).
+    async fn node_public_key(
+        &self,
+        node: Principal,
+        scheme: Scheme,
+        key_name: &str,
+    ) -> Result<Vec<u8>, String>;
     /// A bounded-wait `sign_header(header)` call to `node`.
     async fn sign_header(
         &self,
@@ -37,6 +46,12 @@ pub trait Runtime {
         ledger: Principal,
         args: TransferFromArgs,
     ) -> Result<Result<Nat, TransferFromError>, String>;
+    /// `icrc1_transfer` on `ledger`; `Err` when the outcome is unknown.
+    async fn transfer(
+        &self,
+        ledger: Principal,
+        args: TransferArg,
+    ) -> Result<Result<Nat, TransferError>, String>;
     async fn approve(
         &self,
         ledger: Principal,
@@ -56,38 +71,9 @@ pub trait Runtime {
     ) -> Result<Result<(), String>, String>;
 }
 
-/// Restaking's `deposit_rewards` argument (`candid/restaking.did`).
-#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
-pub struct DepositRewardsArgs {
-    pub avs: String,
-    pub token: Principal,
-    pub amount: Nat,
-}
-
-/// The part of restaking's `AvsView` the hub reads (Candid subtyping drops the rest).
-#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
-struct AvsAllocation {
-    allocated: Vec<TokenAmount>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
-struct TokenAmount {
-    amount: Nat,
-}
-
-/// The `RestakingError` variants a reward deposit can meet (their fields are only shown, through
-/// `Debug`).
-#[allow(dead_code)]
-#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
-enum RestakingRefusal {
-    UnknownAvs { id: String },
-    InvalidArgument(String),
-    ZeroAmount,
-    NoAllocatedStake,
-    LedgerError(String),
-    AmountTooLarge,
-    AnonymousCaller,
-}
+/// Restaking's `deposit_rewards` argument, from its published Candid types.
+pub use stratros_restaking_api::DepositRewardsArgs;
+use stratros_restaking_api::{AvsView, RestakingError};
 
 /// Timeout of the bounded-wait calls to the ledger and to restaking.
 const PAYMENT_CALL_TIMEOUT_SECONDS: u32 = 120;
@@ -162,6 +148,55 @@ impl Runtime for IcRuntime {
         crate::timer::arm();
     }
 
+    async fn node_public_key(
+        &self,
+        node: Principal,
+        scheme: Scheme,
+        key_name: &str,
+    ) -> Result<Vec<u8>, String> {
+        use ic_cdk_management_canister as mgmt;
+        let name = key_name.to_string();
+        match scheme {
+            Scheme::EcdsaSecp256k1 => mgmt::ecdsa_public_key(&mgmt::EcdsaPublicKeyArgs {
+                canister_id: Some(node),
+                derivation_path: vec![],
+                key_id: mgmt::EcdsaKeyId {
+                    curve: mgmt::EcdsaCurve::Secp256k1,
+                    name,
+                },
+            })
+            .await
+            .map(|r| r.public_key)
+            .map_err(|e| e.to_string()),
+            Scheme::SchnorrBip340 | Scheme::SchnorrEd25519 => {
+                let algorithm = if scheme == Scheme::SchnorrEd25519 {
+                    mgmt::SchnorrAlgorithm::Ed25519
+                } else {
+                    mgmt::SchnorrAlgorithm::Bip340secp256k1
+                };
+                mgmt::schnorr_public_key(&mgmt::SchnorrPublicKeyArgs {
+                    canister_id: Some(node),
+                    derivation_path: vec![],
+                    key_id: mgmt::SchnorrKeyId { algorithm, name },
+                })
+                .await
+                .map(|r| r.public_key)
+                .map_err(|e| e.to_string())
+            }
+            Scheme::Bls12_381 => mgmt::vetkd_public_key(&mgmt::VetKDPublicKeyArgs {
+                canister_id: Some(node),
+                context: VETKD_CONTEXT.to_vec(),
+                key_id: mgmt::VetKDKeyId {
+                    curve: mgmt::VetKDCurve::Bls12_381_G2,
+                    name,
+                },
+            })
+            .await
+            .map(|r| r.public_key)
+            .map_err(|e| e.to_string()),
+        }
+    }
+
     async fn sign_header(
         &self,
         node: Principal,
@@ -201,6 +236,14 @@ impl Runtime for IcRuntime {
         call(ledger, "icrc2_transfer_from", (args,)).await
     }
 
+    async fn transfer(
+        &self,
+        ledger: Principal,
+        args: TransferArg,
+    ) -> Result<Result<Nat, TransferError>, String> {
+        call(ledger, "icrc1_transfer", (args,)).await
+    }
+
     async fn approve(
         &self,
         ledger: Principal,
@@ -221,7 +264,7 @@ impl Runtime for IcRuntime {
     }
 
     async fn avs_allocated(&self, restaking: Principal, avs: &str) -> Result<Option<u128>, String> {
-        let view: Option<AvsAllocation> = call(restaking, "get_avs", (avs.to_string(),)).await?;
+        let view: Option<AvsView> = call(restaking, "get_avs", (avs.to_string(),)).await?;
         Ok(view.map(|v| {
             v.allocated
                 .iter()
@@ -234,16 +277,7 @@ impl Runtime for IcRuntime {
         restaking: Principal,
         args: DepositRewardsArgs,
     ) -> Result<Result<(), String>, String> {
-        let bytes = call_raw(restaking, "deposit_rewards", (args,)).await?;
-        // Restaking's error enum is its own: the variants the hub can cause are named, any
-        // other decodes as `reserved`.
-        if let Ok(r) = candid::decode_one::<Result<(), RestakingRefusal>>(&bytes) {
-            return Ok(r.map_err(|e| format!("{e:?}")));
-        }
-        match candid::decode_one::<Result<(), candid::Reserved>>(&bytes) {
-            Ok(Ok(())) => Ok(Ok(())),
-            Ok(Err(_)) => Ok(Err("restaking refused the deposit".into())),
-            Err(e) => Err(format!("deposit_rewards: undecodable reply: {e}")),
-        }
+        let reply: Result<(), RestakingError> = call(restaking, "deposit_rewards", (args,)).await?;
+        Ok(reply.map_err(|e| format!("{e:?}")))
     }
 }

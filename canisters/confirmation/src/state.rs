@@ -11,8 +11,8 @@ use candid::Principal;
 use sha2::{Digest, Sha256};
 use stratros_confirmation::merkle::{level_len, proof_from_levels};
 use stratros_confirmation::{
-    BatchHeader, Hash32, PolicyNode, QuorumPolicy, QuorumRule, Receipt, Record, RecordInput,
-    header_hash, leaf_hash, quorum_policy_hash,
+    BatchHeader, Blob, Hash32, PolicyNode, QuorumPolicy, QuorumRule, Receipt, Record, RecordInput,
+    Scheme, header_hash, header_signing_digest, leaf_hash, quorum_policy_hash,
 };
 
 use crate::certified::{CertifiedHeaders, witness_cbor};
@@ -55,6 +55,8 @@ pub enum SignOutcome {
 pub struct SignRequest {
     pub height: u64,
     pub node: Principal,
+    pub scheme: Scheme,
+    pub key_name: String,
     pub header: BatchHeader,
 }
 
@@ -71,6 +73,9 @@ pub struct State {
     batch_start: storage::U64Map,
     idempotency: storage::Idempotency,
     policies: storage::Policies,
+    /// Each node's public key, from the management canister: its signatures are checked
+    /// against it before they count.
+    node_keys: storage::NodeKeys,
     open: storage::Open,
     due: storage::Due,
     certified: CertifiedHeaders,
@@ -79,6 +84,8 @@ pub struct State {
     fees: FeeBook,
     /// Heap: submitters with a `deposit_fees` call in flight.
     deposits_in_flight: BTreeSet<Principal>,
+    /// Heap: withdrawals with a transfer in flight.
+    withdrawal_attempts: BTreeSet<u64>,
     /// Heap: a forwarding task is running.
     forwarding: bool,
 }
@@ -171,12 +178,14 @@ impl State {
             batch_start: storage::open_batch_start(),
             idempotency: storage::open_idempotency(),
             policies: storage::open_policies(),
+            node_keys: storage::open_node_keys(),
             open: storage::open_open(),
             due: storage::open_due(),
             certified,
             fee_log,
             fees,
             deposits_in_flight: BTreeSet::new(),
+            withdrawal_attempts: BTreeSet::new(),
             forwarding: false,
         }
     }
@@ -219,6 +228,19 @@ impl State {
     }
 
     /// Marks a deposit of `p` in flight; `false` if one already is.
+    pub fn note_withdrawal_error(&mut self, id: u64, error: String) {
+        self.fees.note_withdrawal_error(id, error);
+    }
+
+    /// Marks an attempt of withdrawal `id` in flight; `false` if one already is.
+    pub fn start_withdrawal_attempt(&mut self, id: u64) -> bool {
+        self.withdrawal_attempts.insert(id)
+    }
+
+    pub fn end_withdrawal_attempt(&mut self, id: u64) {
+        self.withdrawal_attempts.remove(&id);
+    }
+
     pub fn start_deposit(&mut self, p: Principal) -> bool {
         self.deposits_in_flight.insert(p)
     }
@@ -653,6 +675,8 @@ impl State {
             out.push(SignRequest {
                 height,
                 node: n.node,
+                scheme: n.scheme,
+                key_name: n.key_name.clone(),
                 header,
             });
         }
@@ -664,6 +688,26 @@ impl State {
 
     /// Records what came of asking `node` to sign batch `height`. Returns `true` when this made
     /// the batch confirmed.
+    /// `node`'s public key for `scheme` and `key_name`, if the hub has fetched it.
+    pub fn node_key(&self, node: &Principal, scheme: Scheme, key_name: &str) -> Option<Vec<u8>> {
+        self.node_keys
+            .get(node)
+            .filter(|k| k.scheme == scheme && k.key_name == key_name)
+            .map(|k| k.public_key.0)
+    }
+
+    /// Records `node`'s public key (from the management canister).
+    pub fn set_node_key(&mut self, node: Principal, scheme: Scheme, key_name: &str, key: Vec<u8>) {
+        self.node_keys.insert(
+            node,
+            storage::StoredNodeKey {
+                scheme,
+                key_name: key_name.to_string(),
+                public_key: Blob(key),
+            },
+        );
+    }
+
     pub fn apply_sign_outcome(
         &mut self,
         height: u64,
@@ -680,6 +724,7 @@ impl State {
         let Some(index) = batch.nodes.iter().position(|n| n.node == node) else {
             return false;
         };
+        let digest = header_signing_digest(batch.nodes[index].scheme, &node, &batch.header);
         let progress = &mut batch.nodes[index];
         if progress.confirmation.is_some() || progress.refused {
             return false;
@@ -689,22 +734,42 @@ impl State {
         let failure = match outcome {
             SignOutcome::Signed(reply) => {
                 let c = &reply.confirmation;
-                let problem = if c.node != node {
-                    Some(format!("the confirmation names node {}", c.node))
-                } else if c.scheme != progress.scheme || c.key_name != progress.key_name {
-                    Some(format!(
-                        "the confirmation is for {} {:?}, expected {} {:?}",
-                        c.scheme, c.key_name, progress.scheme, progress.key_name
-                    ))
-                } else if reply.header_hash != header_hash {
-                    Some("the node signed another header hash".to_string())
-                } else if c.signature.len() != c.scheme.signature_len()
-                    || c.public_key.len() != c.scheme.public_key_len()
-                {
-                    Some("malformed signature or public key".to_string())
-                } else {
-                    None
-                };
+                let problem =
+                    if c.node != node {
+                        Some(format!("the confirmation names node {}", c.node))
+                    } else if c.scheme != progress.scheme || c.key_name != progress.key_name {
+                        Some(format!(
+                            "the confirmation is for {} {:?}, expected {} {:?}",
+                            c.scheme, c.key_name, progress.scheme, progress.key_name
+                        ))
+                    } else if reply.header_hash != header_hash {
+                        Some("the node signed another header hash".to_string())
+                    } else if c.signature.len() != c.scheme.signature_len()
+                        || c.public_key.len() != c.scheme.public_key_len()
+                    {
+                        Some("malformed signature or public key".to_string())
+                    } else {
+                        // Only a signature that verifies under the key the management canister
+                        // gives for this node counts (and goes into receipts).
+                        match self.node_keys.get(&node).filter(|k| {
+                            k.scheme == progress.scheme && k.key_name == progress.key_name
+                        }) {
+                            None => Some("the node's public key is not known yet".to_string()),
+                            Some(k) if k.public_key != c.public_key => Some(
+                                "the confirmation carries another public key than the management \
+                             canister's for this node"
+                                    .to_string(),
+                            ),
+                            Some(k) => stratros_signatures::verify_signature(
+                                progress.scheme,
+                                &k.public_key.0,
+                                &digest,
+                                &c.signature.0,
+                            )
+                            .err()
+                            .map(|e| format!("the signature does not verify: {e}")),
+                        }
+                    };
                 match problem {
                     None => {
                         progress.confirmation = Some(reply.confirmation);

@@ -20,6 +20,7 @@
 //! MemoryId 12  DUE_MEMORY           StableBTreeMap<[u8; 20], ()>        due u64 | height u64 | node index u32: when to ask next
 //! MemoryId 13  FEE_EVENTS_INDEX     StableLog index  } the fee event log (CBOR `fees::FeeEvent`),
 //! MemoryId 14  FEE_EVENTS_DATA      StableLog data   } replayed into the fee books on upgrade
+//! MemoryId 15  NODE_KEYS_MEMORY     StableBTreeMap<Principal, StoredNodeKey> node -> its public key, from the management canister
 //! ```
 //!
 //! Tree node `(height, level, index)` is `LEAVES[first_record_id + index]` at level 0, and
@@ -72,6 +73,8 @@ const DUE_MEMORY: MemoryId = MemoryId::new(12);
 const FEE_EVENTS_INDEX_MEMORY: MemoryId = MemoryId::new(13);
 /// Fee event log, data part. Never renumber.
 const FEE_EVENTS_DATA_MEMORY: MemoryId = MemoryId::new(14);
+/// Node public keys. Never renumber.
+const NODE_KEYS_MEMORY: MemoryId = MemoryId::new(15);
 
 thread_local! {
     static MEMORY_MANAGER: RefCell<MemoryManager<DefaultMemoryImpl>> =
@@ -100,6 +103,11 @@ pub type Policies = StableBTreeMap<[u8; 32], StoredPolicy, Memory>;
 pub type Open = StableBTreeMap<u64, (), Memory>;
 pub type Due = StableBTreeMap<[u8; 20], (), Memory>;
 pub type FeeLog = Log<Vec<u8>, Memory, Memory>;
+pub type NodeKeys = StableBTreeMap<Principal, StoredNodeKey, Memory>;
+
+pub fn open_node_keys() -> NodeKeys {
+    StableBTreeMap::init(memory(NODE_KEYS_MEMORY))
+}
 
 pub fn open_fee_log() -> FeeLog {
     Log::init(
@@ -403,6 +411,28 @@ impl Storable for StoredPolicy {
             Decode!(&bytes, QuorumPolicy)
                 .unwrap_or_else(|e| panic!("BUG: cannot decode a policy: {e}")),
         )
+    }
+    const BOUND: Bound = Bound::Unbounded;
+}
+
+/// A node's public key for one scheme and key name, as the management canister gave it.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct StoredNodeKey {
+    pub scheme: stratros_confirmation::Scheme,
+    pub key_name: String,
+    pub public_key: Blob,
+}
+
+impl Storable for StoredNodeKey {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(encode(self, "a node key"))
+    }
+    fn into_bytes(self) -> Vec<u8> {
+        encode(&self, "a node key")
+    }
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        Decode!(&bytes, StoredNodeKey)
+            .unwrap_or_else(|e| panic!("BUG: cannot decode a node key: {e}"))
     }
     const BOUND: Bound = Bound::Unbounded;
 }

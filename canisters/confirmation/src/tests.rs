@@ -10,6 +10,7 @@ use candid::{Nat, Principal};
 use candid_parser::utils::{CandidSource, service_equal};
 use ic_cbor::HashTreeToCbor;
 use ic_certification::{HashTree, LookupResult};
+use icrc_ledger_types::icrc1::transfer::{TransferArg, TransferError};
 use icrc_ledger_types::icrc2::allowance::AllowanceArgs;
 use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
 use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
@@ -17,7 +18,7 @@ use proptest::prelude::*;
 use stratros_confirmation::merkle::verify_proof;
 use stratros_confirmation::{
     BatchHeader, Blob, Confirmation, Hash32, PolicyNode, QuorumRule, RecordInput, Scheme,
-    certified_header_path, header_hash, leaf_hash,
+    VETKD_CONTEXT, certified_header_path, header_hash, header_signing_digest, leaf_hash,
 };
 
 use crate::confirm::run_tick;
@@ -57,13 +58,17 @@ fn nodes() -> Vec<PolicyNode> {
 }
 
 /// A stub IC: `sign_header` answers at once, with the queued outcome of that node if any, else
-/// with a well-formed (fake) signature.
+/// with the node's real signature (keys derived from fixed master keys).
 struct Stub {
     caller: Cell<Principal>,
     now: Cell<u64>,
     certified: Cell<[u8; 32]>,
     outcomes: RefCell<BTreeMap<Principal, VecDeque<SignOutcome>>>,
     calls: RefCell<Vec<(Principal, u64)>>,
+    /// Nodes whose public key the hub asked for, in order.
+    key_fetches: RefCell<Vec<Principal>>,
+    /// Queued failures of the next key fetches.
+    key_fetch_failures: RefCell<VecDeque<String>>,
     ledger: RefCell<LedgerStub>,
 }
 
@@ -81,6 +86,20 @@ struct LedgerStub {
     lose_deposit_answer: VecDeque<bool>,
     deposited: u128,
     allocated: u128,
+    /// Queued behaviours of the next `icrc1_transfer` calls.
+    transfer_faults: VecDeque<TransferFault>,
+    /// What `icrc1_transfer` paid, by recipient.
+    received: BTreeMap<Principal, u128>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum TransferFault {
+    /// Refused without executing.
+    Refuse(TransferError),
+    /// Not executed, and no answer.
+    Unreachable,
+    /// Executed, and the answer is lost.
+    AnswerLost,
 }
 
 impl Stub {
@@ -91,6 +110,8 @@ impl Stub {
             certified: Cell::new([0; 32]),
             outcomes: RefCell::new(BTreeMap::new()),
             calls: RefCell::new(Vec::new()),
+            key_fetches: RefCell::new(Vec::new()),
+            key_fetch_failures: RefCell::new(VecDeque::new()),
             ledger: RefCell::new(LedgerStub {
                 allocated: 1,
                 ..LedgerStub::default()
@@ -109,14 +130,81 @@ impl Stub {
     }
 }
 
-fn fake_confirmation(node: Principal, scheme: Scheme, header: &BatchHeader) -> SignResponse {
+thread_local! {
+    /// Master keys standing for the IC's threshold keys: nodes' keys are derived from them as
+    /// the management canister derives them.
+    static KEYS: ic_emulator_crypto::Keys = ic_emulator_crypto::Keys::from_seed([7; 32]);
+}
+
+/// `node`'s public key, as the management canister would give it.
+fn node_public_key(node: Principal, scheme: Scheme) -> Vec<u8> {
+    use ic_emulator_crypto::SchnorrAlgorithm;
+    KEYS.with(|k| match scheme {
+        Scheme::EcdsaSecp256k1 => k
+            .ecdsa_public_key("key_1", node.as_slice(), &[])
+            .map(|r| r.0),
+        Scheme::SchnorrBip340 => k
+            .schnorr_public_key(
+                SchnorrAlgorithm::Bip340Secp256k1,
+                "key_1",
+                node.as_slice(),
+                &[],
+            )
+            .map(|r| r.0),
+        Scheme::SchnorrEd25519 => k
+            .schnorr_public_key(SchnorrAlgorithm::Ed25519, "key_1", node.as_slice(), &[])
+            .map(|r| r.0),
+        Scheme::Bls12_381 => k.vetkd_public_key("key_1", node.as_slice(), VETKD_CONTEXT),
+    })
+    .expect("derives")
+}
+
+/// `node`'s real signature of `header`, as its confirmation node canister would produce it.
+fn node_signature(node: Principal, scheme: Scheme, header: &BatchHeader) -> Vec<u8> {
+    use ic_emulator_crypto::SchnorrAlgorithm;
+    let digest = header_signing_digest(scheme, &node, header);
+    let id = node.as_slice();
+    KEYS.with(|k| match scheme {
+        Scheme::EcdsaSecp256k1 => k.sign_with_ecdsa("key_1", id, &[], &digest.0),
+        Scheme::SchnorrBip340 => k.sign_with_schnorr(
+            SchnorrAlgorithm::Bip340Secp256k1,
+            "key_1",
+            id,
+            &[],
+            &digest.0,
+            None,
+            [0; 32],
+        ),
+        Scheme::SchnorrEd25519 => k.sign_with_schnorr(
+            SchnorrAlgorithm::Ed25519,
+            "key_1",
+            id,
+            &[],
+            &digest.0,
+            None,
+            [0; 32],
+        ),
+        // With the identity as transport key, the last 48 bytes of the vetKD key are the plain
+        // BLS signature (see the confirmation node).
+        Scheme::Bls12_381 => {
+            let mut transport = [0u8; 48];
+            transport[0] = 0xc0;
+            k.vetkd_derive_key("key_1", id, VETKD_CONTEXT, &digest.0, &transport, [0; 32])
+                .map(|key| key[144..192].to_vec())
+        }
+    })
+    .expect("signs")
+}
+
+/// What an honest node answers: its real key and signature.
+fn signed_confirmation(node: Principal, scheme: Scheme, header: &BatchHeader) -> SignResponse {
     SignResponse {
         confirmation: Confirmation {
             node,
             scheme,
             key_name: "key_1".into(),
-            public_key: Blob(vec![2; scheme.public_key_len()]),
-            signature: Blob(vec![header.height as u8; scheme.signature_len()]),
+            public_key: Blob(node_public_key(node, scheme)),
+            signature: Blob(node_signature(node, scheme, header)),
         },
         header_hash: header_hash(header),
         log_index: header.height,
@@ -147,6 +235,18 @@ impl Runtime for Stub {
         0
     }
     fn schedule(&self) {}
+    async fn node_public_key(
+        &self,
+        node: Principal,
+        scheme: Scheme,
+        _key_name: &str,
+    ) -> Result<Vec<u8>, String> {
+        self.key_fetches.borrow_mut().push(node);
+        if let Some(error) = self.key_fetch_failures.borrow_mut().pop_front() {
+            return Err(error);
+        }
+        Ok(node_public_key(node, scheme))
+    }
     async fn sign_header(&self, node: Principal, header: &BatchHeader, _: u32) -> SignOutcome {
         self.calls.borrow_mut().push((node, header.height));
         if let Some(o) = self
@@ -161,7 +261,7 @@ impl Runtime for Stub {
             .into_iter()
             .find(|n| n.node == node)
             .map_or(Scheme::EcdsaSecp256k1, |n| n.scheme);
-        SignOutcome::Signed(fake_confirmation(node, scheme, header))
+        SignOutcome::Signed(signed_confirmation(node, scheme, header))
     }
     async fn transfer_from(
         &self,
@@ -182,6 +282,39 @@ impl Runtime for Stub {
             }
         };
         if l.lose_transfer_answer.pop_front() == Some(true) {
+            return Err("answer lost".into());
+        }
+        Ok(result)
+    }
+    async fn transfer(
+        &self,
+        _: Principal,
+        args: TransferArg,
+    ) -> Result<Result<Nat, TransferError>, String> {
+        let mut l = self.ledger.borrow_mut();
+        let fault = l.transfer_faults.pop_front();
+        if let Some(TransferFault::Refuse(e)) = fault {
+            return Ok(Err(e));
+        }
+        if let Some(TransferFault::Unreachable) = fault {
+            return Err("no answer".into());
+        }
+        // Deduplicated like a ledger: same sender, created_at_time and memo.
+        let key = (hub(), args.created_at_time.unwrap_or(0));
+        let result = match l.seen.get(&key) {
+            Some(b) => Err(TransferError::Duplicate {
+                duplicate_of: Nat::from(*b),
+            }),
+            None => {
+                let b = l.next_block;
+                l.next_block += 1;
+                l.seen.insert(key, b);
+                *l.received.entry(args.to.owner).or_default() +=
+                    u128::try_from(&args.amount.0).expect("u128");
+                Ok(Nat::from(b))
+            }
+        };
+        if fault == Some(TransferFault::AnswerLost) {
             return Err("answer lost".into());
         }
         Ok(result)
@@ -634,12 +767,97 @@ fn should_reject_malformed_confirmation_and_retry() {
     };
     rt.queue(
         node(2),
-        SignOutcome::Signed(fake_confirmation(node(2), Scheme::SchnorrEd25519, &wrong)),
+        SignOutcome::Signed(signed_confirmation(node(2), Scheme::SchnorrEd25519, &wrong)),
     );
     block_on(run_tick(&rt));
     let b = read_state(|s| s.batch(0)).expect("sealed");
     assert!(b.nodes[2].confirmation.is_none());
     assert_eq!(b.nodes[2].attempts, 1);
+}
+
+#[test]
+fn should_count_only_signatures_that_verify_under_the_management_canisters_key() {
+    let rt = install(small_batches(1));
+    submit(&rt, submitter(1), vec![input(0, "")]);
+    block_on(run_tick(&rt));
+    let b = read_state(|s| s.batch(0)).expect("sealed");
+    assert_eq!(b.confirmations().len(), 4, "honest nodes count");
+
+    submit(&rt, submitter(1), vec![input(1, "")]);
+    // The next batch: ECDSA flips a byte of its signature; BIP340 signs with another node's
+    // key (and says so); Ed25519 signs the right header but claims another key; BLS signs
+    // another node's digest (its own key): none of them counts.
+    crate::confirm::seal_now(&rt, rt.time());
+    let header = read_state(|s| s.batch(1)).expect("sealed").header;
+    let mut flipped = signed_confirmation(node(0), Scheme::EcdsaSecp256k1, &header);
+    flipped.confirmation.signature.0[5] ^= 1;
+    rt.queue(node(0), SignOutcome::Signed(flipped));
+    let mut foreign = signed_confirmation(node(1), Scheme::SchnorrBip340, &header);
+    let other = signed_confirmation(node(9), Scheme::SchnorrBip340, &header);
+    foreign.confirmation.public_key = other.confirmation.public_key.clone();
+    foreign.confirmation.signature = other.confirmation.signature;
+    rt.queue(node(1), SignOutcome::Signed(foreign));
+    let mut claimed = signed_confirmation(node(2), Scheme::SchnorrEd25519, &header);
+    claimed.confirmation.public_key = Blob(node_public_key(node(9), Scheme::SchnorrEd25519));
+    rt.queue(node(2), SignOutcome::Signed(claimed));
+    let mut misdirected = signed_confirmation(node(3), Scheme::Bls12_381, &header);
+    misdirected.confirmation.signature = Blob(node_signature(node(9), Scheme::Bls12_381, &header));
+    rt.queue(node(3), SignOutcome::Signed(misdirected));
+    block_on(run_tick(&rt));
+    let b = read_state(|s| s.batch(1)).expect("sealed");
+    assert!(b.confirmations().is_empty(), "{:?}", b.nodes);
+    let errors: Vec<String> = b
+        .nodes
+        .iter()
+        .map(|n| n.last_error.clone().unwrap_or_default())
+        .collect();
+    assert!(errors[0].contains("does not verify"), "{errors:?}");
+    assert!(errors[1].contains("another public key"), "{errors:?}");
+    assert!(errors[2].contains("another public key"), "{errors:?}");
+    assert!(errors[3].contains("does not verify"), "{errors:?}");
+    assert!(b.nodes.iter().all(|n| n.attempts == 1 && !n.refused));
+    // Retried after the backoff, honestly: every node counts, and the keys were fetched
+    // once per node, not per batch or attempt.
+    rt.advance(3_600);
+    block_on(run_tick(&rt));
+    let b = read_state(|s| s.batch(1)).expect("sealed");
+    assert_eq!(b.confirmations().len(), 4, "{:?}", b.nodes);
+    let mut fetched = rt.key_fetches.borrow().clone();
+    fetched.sort();
+    assert_eq!(fetched, nodes().iter().map(|n| n.node).collect::<Vec<_>>());
+}
+
+#[test]
+fn should_retry_a_node_whose_key_cannot_be_fetched_yet() {
+    let rt = install(small_batches(1));
+    rt.key_fetch_failures
+        .borrow_mut()
+        .push_back("the management canister is busy".into());
+    submit(&rt, submitter(1), vec![input(0, "")]);
+    block_on(run_tick(&rt));
+    let b = read_state(|s| s.batch(0)).expect("sealed");
+    // The first node asked got the failure: not asked to sign, retried later.
+    let failed: Vec<_> = b
+        .nodes
+        .iter()
+        .filter(|n| {
+            n.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("fetching the node's public key"))
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", b.nodes);
+    assert!(failed[0].confirmation.is_none() && failed[0].attempts == 1);
+    assert_eq!(b.confirmations().len(), 3);
+    rt.advance(3_600);
+    block_on(run_tick(&rt));
+    assert_eq!(
+        read_state(|s| s.batch(0))
+            .expect("sealed")
+            .confirmations()
+            .len(),
+        4
+    );
 }
 
 #[test]
@@ -1031,4 +1249,142 @@ fn should_let_registrars_add_submitters() {
         admin::set_registrars(&rt, vec![]),
         Err(AdminError::NotController { .. })
     ));
+}
+
+fn withdraw(
+    rt: &Stub,
+    amount: u128,
+    at: u64,
+    to: Option<Principal>,
+    to_subaccount: Option<Vec<u8>>,
+) -> Result<crate::types::CreditWithdrawal, crate::types::FeeError> {
+    block_on(crate::payments::withdraw_credit(
+        rt,
+        crate::types::WithdrawCreditArgs {
+            amount,
+            to,
+            to_subaccount: to_subaccount.map(Blob),
+            created_at_time: at,
+        },
+    ))
+}
+
+fn received(rt: &Stub, who: Principal) -> u128 {
+    rt.ledger.borrow().received.get(&who).copied().unwrap_or(0)
+}
+
+fn credit_of(who: Principal) -> u128 {
+    read_state(|s| s.fees().credit(&who))
+}
+
+#[test]
+fn should_withdraw_credit_once_per_request_and_refuse_bad_requests_unchanged() {
+    use crate::types::{FeeError, WithdrawalState};
+    let rt = install_with_fees(1);
+    deposit(&rt, 1_000, 1).expect("deposit");
+    let events = read_state(|s| s.fee_status().events);
+    assert_eq!(withdraw(&rt, 0, 10, None, None), Err(FeeError::ZeroAmount));
+    assert_eq!(
+        withdraw(&rt, 1_001, 10, None, None),
+        Err(FeeError::InsufficientCredit {
+            needed: 1_001,
+            available: 1_000
+        })
+    );
+    assert_eq!(
+        withdraw(&rt, 10, 10, None, None),
+        Err(FeeError::AmountTooSmall { ledger_fee: 10 })
+    );
+    assert_eq!(
+        withdraw(&rt, 100, 10, None, Some(vec![1; 31])),
+        Err(FeeError::InvalidSubaccount)
+    );
+    assert_eq!(credit_of(submitter(1)), 1_000);
+    assert_eq!(
+        read_state(|s| s.fee_status().events),
+        events,
+        "nothing logged"
+    );
+
+    let to = Principal::from_slice(&[0x42]);
+    let w = withdraw(&rt, 300, 10, Some(to), None).expect("withdrawn");
+    assert!(matches!(w.state, WithdrawalState::Done { .. }), "{w:?}");
+    assert_eq!((w.amount, w.ledger_fee, w.credit), (300, 10, 700));
+    assert_eq!(received(&rt, to), 290, "the amount less the ledger fee");
+    // The same request again is the same withdrawal: nothing more is debited or sent.
+    let again = withdraw(&rt, 300, 10, Some(to), None).expect("the same");
+    assert_eq!((again.id, again.credit), (w.id, 700));
+    assert_eq!(received(&rt, to), 290);
+    let account = read_state(|s| s.fee_account(submitter(1)));
+    assert_eq!((account.credit, account.withdrawn), (700, 300));
+    let status = read_state(|s| s.fee_status());
+    assert_eq!((status.credits, status.withdrawn), (700, 300));
+    assert_eq!(status.withdrawals_pending, 0);
+}
+
+#[test]
+fn should_pay_a_withdrawal_whose_answer_was_lost_exactly_once_across_an_upgrade() {
+    use crate::types::WithdrawalState;
+    let rt = install_with_fees(1);
+    deposit(&rt, 1_000, 1).expect("deposit");
+    rt.ledger
+        .borrow_mut()
+        .transfer_faults
+        .push_back(TransferFault::AnswerLost);
+    let w = withdraw(&rt, 500, 20, None, None).expect("pending");
+    assert!(matches!(w.state, WithdrawalState::Pending { .. }), "{w:?}");
+    assert_eq!(w.credit, 500, "debited before the transfer");
+    assert_eq!(received(&rt, submitter(1)), 490, "executed, answer lost");
+
+    // The books come back from the fee log.
+    reset_state();
+    lifecycle::post_upgrade(&rt, None).expect("upgrade");
+    assert_eq!(read_state(|s| s.fees().pending_withdrawals()), vec![w.id]);
+    assert_eq!(credit_of(submitter(1)), 500);
+
+    // After an unknown outcome a refusal proves nothing: no refund, still pending.
+    rt.ledger
+        .borrow_mut()
+        .transfer_faults
+        .push_back(TransferFault::Refuse(TransferError::BadFee {
+            expected_fee: Nat::from(20u8),
+        }));
+    block_on(crate::payments::retry_withdrawals(&rt));
+    let w = crate::payments::withdrawal(w.id).expect("known");
+    assert!(matches!(w.state, WithdrawalState::Pending { .. }), "{w:?}");
+    assert_eq!(w.credit, 500);
+    // The timer's retry is the same ledger transaction: Duplicate, done, paid once.
+    block_on(crate::payments::retry_withdrawals(&rt));
+    let w = crate::payments::withdrawal(w.id).expect("known");
+    assert!(matches!(w.state, WithdrawalState::Done { .. }), "{w:?}");
+    assert_eq!(received(&rt, submitter(1)), 490);
+    assert_eq!(read_state(|s| s.fee_status().withdrawals_pending), 0);
+}
+
+#[test]
+fn should_give_the_credit_back_only_when_the_first_attempt_is_refused() {
+    use crate::types::WithdrawalState;
+    let rt = install_with_fees(1);
+    deposit(&rt, 1_000, 1).expect("deposit");
+    rt.ledger
+        .borrow_mut()
+        .transfer_faults
+        .push_back(TransferFault::Refuse(TransferError::BadFee {
+            expected_fee: Nat::from(20u8),
+        }));
+    let w = withdraw(&rt, 500, 30, None, None).expect("answered");
+    assert!(matches!(w.state, WithdrawalState::Refused { .. }), "{w:?}");
+    assert_eq!(w.credit, 1_000, "back in the credit");
+    assert_eq!(read_state(|s| s.fee_account(submitter(1)).withdrawn), 0);
+    // Not executed and no answer: pending, then done by the retry.
+    rt.ledger
+        .borrow_mut()
+        .transfer_faults
+        .push_back(TransferFault::Unreachable);
+    let w = withdraw(&rt, 200, 31, None, None).expect("pending");
+    assert!(matches!(w.state, WithdrawalState::Pending { .. }), "{w:?}");
+    assert_eq!(received(&rt, submitter(1)), 0);
+    let w = withdraw(&rt, 200, 31, None, None).expect("the same request, retried");
+    assert!(matches!(w.state, WithdrawalState::Done { .. }), "{w:?}");
+    assert_eq!((w.credit, received(&rt, submitter(1))), (800, 190));
 }

@@ -17,18 +17,16 @@ thread_local! {
     static FEE_TIMER: Cell<Option<TimerId>> = const { Cell::new(None) };
 }
 
-/// Arms the fee forwarding timer when fees go to restaking (after install and upgrade).
+/// Arms the fee timer when fees are configured (after install and upgrade): it retries
+/// pending credit withdrawals and forwards collected fees to restaking.
 pub fn arm_fees() {
     if let Some(id) = FEE_TIMER.take() {
         ic_cdk_timers::clear_timer(id);
     }
-    let interval = read_state(|s| {
-        s.fee_config()
-            .filter(|c| c.restaking.is_some())
-            .map(|c| c.forward_interval_seconds)
-    });
+    let interval = read_state(|s| s.fee_config().map(|c| c.forward_interval_seconds));
     if let Some(seconds) = interval {
         let id = ic_cdk_timers::set_timer_interval(Duration::from_secs(seconds), || async {
+            crate::payments::retry_withdrawals(&IcRuntime).await;
             crate::payments::forward_fees(&IcRuntime).await;
         });
         FEE_TIMER.set(Some(id));

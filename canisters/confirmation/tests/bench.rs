@@ -58,8 +58,9 @@ fn submit_many(suite: &mut Suite, next: &mut u64, n: u64, per_call: u64) -> Vec<
 }
 
 /// Seals everything pending (one batch) and runs until it is confirmed; returns the seal
-/// instructions (the `seal_now` update) and the batch's height.
-fn seal_and_confirm(suite: &mut Suite) -> (u64, u64) {
+/// instructions (the `seal_now` update), the batch's height, and the instructions of the hub's
+/// reply callbacks meanwhile (each checks a node's signature).
+fn seal_and_confirm(suite: &mut Suite) -> (u64, u64, u64) {
     let mark = suite.emu.executions().len();
     let height = suite.seal_now().expect("sealed");
     let seal = entry_instructions(suite, mark, "seal_now")
@@ -69,7 +70,10 @@ fn seal_and_confirm(suite: &mut Suite) -> (u64, u64) {
         s.batch(height).is_ok_and(|b| b.confirmations().len() == 4)
     });
     assert!(done, "batch {height} confirmed by all four nodes");
-    (seal, height)
+    let callbacks = entry_instructions(suite, mark, "reply callback")
+        .into_iter()
+        .sum();
+    (seal, height, callbacks)
 }
 
 /// The most instructions one `get_receipt` query took over a spread of ids below `history`.
@@ -109,6 +113,7 @@ fn bench_hub() {
     let mut seal_10k = (0u64, 0u64, 0u64);
     let mut receipt_1k = 0;
     let mut candid_per_record = 0f64;
+    let mut confirm_callbacks = 0u64;
     for n in [1u64, 100, 10_000] {
         if n == 10_000 {
             // Bring the history to 1,000 records first and measure receipts there.
@@ -130,7 +135,7 @@ fn bench_hub() {
         }
         let before = total_cycles(&suite);
         let submits = submit_many(&mut suite, &mut next, n, 100);
-        let (seal, height) = seal_and_confirm(&mut suite);
+        let (seal, height, callbacks) = seal_and_confirm(&mut suite);
         let spent = before - total_cycles(&suite);
         cycles.push((n, spent / u128::from(n)));
         if n == 10_000 {
@@ -138,6 +143,7 @@ fn bench_hub() {
             let b = suite.batch(height).expect("batch");
             assert_eq!(b.header.leaf_count, 10_000);
             seal_10k = (seal, b.seal_instructions, b.seal_hash_instructions);
+            confirm_callbacks = callbacks;
         }
     }
 
@@ -148,7 +154,7 @@ fn bench_hub() {
     while left > 0 {
         let k = left.min(100_000);
         submit_many(&mut suite, &mut next, k, 1_000);
-        let (seal, _) = seal_and_confirm(&mut suite);
+        let (seal, _, _) = seal_and_confirm(&mut suite);
         largest_seal = largest_seal.max((k, seal));
         left -= k;
     }
@@ -178,6 +184,9 @@ fn bench_hub() {
     );
     println!(
         "largest batch sealing within 8 B instructions: ~{largest_within_8b} leaves (configurable maximum 100,000)"
+    );
+    println!(
+        "confirming a batch, the hub's 4 reply callbacks (each node's signature verified): {confirm_callbacks} instructions"
     );
     println!("get_receipt, history     1000:     {receipt_1k:>12} instructions (worst of 10)");
     let _ = history_small;

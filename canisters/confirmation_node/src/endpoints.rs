@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use candid::Principal;
 use ic_cdk::api::{data_certificate, trap};
-use ic_cdk::{init, post_upgrade, query, update};
+use ic_cdk::{init, post_upgrade, pre_upgrade, query, update};
 use stratros_confirmation::{BatchHeader, Blob};
 
 use crate::log::{MAX_PAGE, witness_cbor};
@@ -28,6 +28,12 @@ fn init(arg: Arg) {
     lifecycle::init(&IcRuntime, arg)
         .unwrap_or_else(|e| trap(format!("invalid init argument: {e}")));
     arm_public_key_fetch();
+}
+
+/// Refuses the upgrade unless the canister is stopped (see `stratros-upgrade-guard`).
+#[pre_upgrade]
+fn pre_upgrade() {
+    stratros_upgrade_guard::require_stopped();
 }
 
 #[post_upgrade]

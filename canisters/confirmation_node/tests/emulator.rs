@@ -15,7 +15,9 @@ use confirmation_node::{
 };
 use ic_certification::HashTree;
 use ic_emulator::Emulator;
-use ic_testkit::{CanisterSpec, EmulatorBackend, IcBackend, InstallMode, backends_for_test};
+use ic_testkit::{
+    CanisterSpec, EmulatorBackend, IcBackend, IcBackendExt, InstallMode, backends_for_test,
+};
 use stratros_confirmation::{
     BatchHeader, Blob, Hash32, Scheme, header_hash, header_signing_digest,
 };
@@ -133,7 +135,7 @@ fn install_node(ic: &dyn IcBackend, wasm: &[u8], scheme: Scheme) -> Principal {
 }
 
 fn upgrade(ic: &dyn IcBackend, node: Principal, wasm: &[u8], arg: Vec<u8>) -> Result<(), String> {
-    ic.install(node, InstallMode::Upgrade, wasm.to_vec(), arg, None)
+    ic.upgrade_encoded(node, wasm.to_vec(), arg, None)
         .map_err(|e| e.to_string())
 }
 

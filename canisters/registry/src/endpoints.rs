@@ -2,7 +2,7 @@
 
 use candid::Principal;
 use ic_cdk::api::trap;
-use ic_cdk::{init, post_upgrade, query, update};
+use ic_cdk::{init, post_upgrade, pre_upgrade, query, update};
 
 use crate::runtime::{IcRuntime, Runtime};
 use crate::state::read_state;
@@ -20,6 +20,12 @@ const MAX_EVENTS: u64 = 100;
 fn init(arg: Arg) {
     lifecycle::init(&IcRuntime, arg)
         .unwrap_or_else(|e| trap(format!("invalid init argument: {e}")));
+}
+
+/// Refuses the upgrade unless the canister is stopped (see `stratros-upgrade-guard`).
+#[pre_upgrade]
+fn pre_upgrade() {
+    stratros_upgrade_guard::require_stopped();
 }
 
 #[post_upgrade]

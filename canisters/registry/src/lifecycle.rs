@@ -12,18 +12,6 @@ pub const MAX_NAME_LEN: usize = 128;
 /// The largest module the IC installs (chunked).
 pub const IC_MAX_MODULE_BYTES: u64 = 100 * 1024 * 1024;
 
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            service_cycles: 2_000_000_000_000,
-            reserve_cycles: 1_000_000_000_000,
-            max_module_bytes: 50 * 1024 * 1024,
-            retry_seconds: 60,
-            cycles_refresh_seconds: 6 * 3600,
-        }
-    }
-}
-
 fn check_principal(what: &str, p: Principal) -> Result<(), String> {
     if p == Principal::anonymous() || p == Principal::management_canister() {
         return Err(format!("{p} cannot be the {what}"));

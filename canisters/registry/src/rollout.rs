@@ -204,7 +204,7 @@ pub async fn step<R: Runtime>(rt: &R) -> bool {
             .canister_status(canister)
             .await
             .is_ok_and(|st| st.module_hash.as_deref() == Some(rollout.module_hash.as_slice()));
-    let result = if already {
+    let upgraded = if already {
         Ok(())
     } else {
         let module = read_state(|s| {
@@ -212,23 +212,32 @@ pub async fn step<R: Runtime>(rt: &R) -> bool {
                 .map(|u| s.module_bytes(u))
         });
         match module {
-            Some(module) => {
-                install(
-                    rt,
-                    canister,
-                    InstallMode::Upgrade,
-                    module,
-                    rollout.module_hash.to_vec(),
-                    service_api::upgrade_arg(),
-                )
-                .await
-            }
+            // Stopped first: a service refuses an upgrade while running, as a response to a
+            // call made by the old module must not reach the new one.
+            Some(module) => match rt.stop_canister(canister).await {
+                Ok(()) => {
+                    install(
+                        rt,
+                        canister,
+                        InstallMode::Upgrade,
+                        module,
+                        rollout.module_hash.to_vec(),
+                        service_api::upgrade_arg(),
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            },
             None => Err(crate::runtime::CallError {
                 reject_code: None,
                 message: "BUG: the version's module is missing".into(),
             }),
         }
     };
+    // Started again in every case: after a failed stop or upgrade the old module serves on,
+    // and an instance interrupted after its upgrade may still be stopped.
+    let started = rt.start_canister(canister).await;
+    let result = upgraded.and(started);
     let now = rt.time();
     let spent = rt.instruction_counter().saturating_sub(start);
     match result {

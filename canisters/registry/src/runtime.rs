@@ -135,6 +135,7 @@ pub trait Runtime {
     async fn clear_chunk_store(&self, canister: Principal) -> Result<(), CallError>;
     async fn canister_status(&self, canister: Principal) -> Result<StatusReading, CallError>;
     async fn stop_canister(&self, canister: Principal) -> Result<(), CallError>;
+    async fn start_canister(&self, canister: Principal) -> Result<(), CallError>;
     async fn delete_canister(&self, canister: Principal) -> Result<(), CallError>;
     /// The hub's `add_submitter`.
     async fn hub_add_submitter(
@@ -348,6 +349,14 @@ impl Runtime for IcRuntime {
 
     async fn stop_canister(&self, canister: Principal) -> Result<(), CallError> {
         mgmt::stop_canister(&mgmt::StopCanisterArgs {
+            canister_id: canister,
+        })
+        .await
+        .map_err(from_error)
+    }
+
+    async fn start_canister(&self, canister: Principal) -> Result<(), CallError> {
+        mgmt::start_canister(&mgmt::StartCanisterArgs {
             canister_id: canister,
         })
         .await

@@ -28,8 +28,10 @@ const REGISTRATIONS_PER_TICK: usize = 5;
 pub struct ServiceLock(Principal);
 
 impl ServiceLock {
+    /// `None` when the service is held. The lock is built only when taken: one built eagerly
+    /// (`then_some`) and refused would be dropped at once, releasing the holder's lock.
     pub fn take(canister: Principal) -> Option<ServiceLock> {
-        mutate_state(|s| s.try_lock_service(canister)).then_some(ServiceLock(canister))
+        mutate_state(|s| s.try_lock_service(canister)).then(|| ServiceLock(canister))
     }
 }
 

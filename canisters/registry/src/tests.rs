@@ -61,6 +61,8 @@ struct Stub {
     cmc_selections: Vec<String>,
     timers: Vec<u64>,
     module_hashes: std::collections::BTreeMap<Principal, Vec<u8>>,
+    /// `stop`, `install` and `start` calls, in order.
+    lifecycle_calls: Vec<(&'static str, Principal)>,
 }
 
 struct StubRuntime(RefCell<Stub>);
@@ -153,6 +155,7 @@ impl Runtime for StubRuntime {
     ) -> Result<(), CallError> {
         let mut s = self.0.borrow_mut();
         s.installs.push((canister, mode, module.len()));
+        s.lifecycle_calls.push(("install", canister));
         let r = s.install_results.pop_front().unwrap_or(Ok(()));
         if r.is_ok() {
             s.module_hashes
@@ -175,6 +178,7 @@ impl Runtime for StubRuntime {
         let mut s = self.0.borrow_mut();
         s.chunked_installs += 1;
         s.installs.push((canister, mode, 0));
+        s.lifecycle_calls.push(("install", canister));
         let r = s.install_results.pop_front().unwrap_or(Ok(()));
         if r.is_ok() {
             s.module_hashes.insert(canister, module_hash);
@@ -190,7 +194,12 @@ impl Runtime for StubRuntime {
             module_hash: self.0.borrow().module_hashes.get(&canister).cloned(),
         })
     }
-    async fn stop_canister(&self, _c: Principal) -> Result<(), CallError> {
+    async fn stop_canister(&self, c: Principal) -> Result<(), CallError> {
+        self.0.borrow_mut().lifecycle_calls.push(("stop", c));
+        Ok(())
+    }
+    async fn start_canister(&self, c: Principal) -> Result<(), CallError> {
+        self.0.borrow_mut().lifecycle_calls.push(("start", c));
         Ok(())
     }
     async fn delete_canister(&self, _c: Principal) -> Result<(), CallError> {
@@ -611,11 +620,22 @@ fn should_roll_out_one_instance_per_step_stop_on_failure_and_resume() {
             version: 2
         })
     );
+    rt.0.borrow_mut().lifecycle_calls.clear();
     assert!(block_on(rollout::step(&rt)), "first instance upgraded");
+    // Stopped for the upgrade (a running service refuses it) and started again.
+    let first = r.instances[0].canister;
+    let calls = std::mem::take(&mut rt.0.borrow_mut().lifecycle_calls);
+    assert_eq!(calls.first(), Some(&("stop", first)), "{calls:?}");
+    assert_eq!(calls.last(), Some(&("start", first)), "{calls:?}");
+    assert!(calls.contains(&("install", first)), "{calls:?}");
     rt.0.borrow_mut()
         .install_results
         .push_back(Err(err(5, "post_upgrade trapped")));
     assert!(!block_on(rollout::step(&rt)), "stops at the failure");
+    // A failed upgrade leaves the old module: the service is started again all the same.
+    let second = r.instances[1].canister;
+    let calls = std::mem::take(&mut rt.0.borrow_mut().lifecycle_calls);
+    assert_eq!(calls.last(), Some(&("start", second)), "{calls:?}");
     let r = read_state(|s| s.rollout()).expect("rollout");
     assert!(matches!(r.state, RolloutState::Failed { .. }));
     assert_eq!(r.instances[0].status, InstanceStatus::Done);
@@ -672,6 +692,11 @@ fn should_reconcile_an_upgrade_interrupted_by_a_registry_upgrade() {
         rt.0.borrow().installs.len(),
         installs_before,
         "not installed twice"
+    );
+    // It may have been interrupted before it was started again.
+    assert_eq!(
+        rt.0.borrow().lifecycle_calls.last(),
+        Some(&("start", s.canister))
     );
     assert_eq!(
         read_state(|st| st.service(&s.canister)).expect("s").version,
@@ -733,4 +758,22 @@ fn should_match_the_checked_in_candid_interface() {
              (regenerate with UPDATE_CANDID=1 cargo test -p registry --lib): {e}\n{generated}"
         )
     });
+}
+
+#[test]
+fn should_refuse_a_held_service_and_keep_the_holders_lock() {
+    let rt = StubRuntime::new();
+    install_registry(&rt, false);
+    let canister = Principal::from_slice(&[0x33; 10]);
+    let held = services::ServiceLock::take(canister).expect("free");
+    assert!(services::ServiceLock::take(canister).is_none(), "held");
+    assert!(
+        services::ServiceLock::take(canister).is_none(),
+        "a refused attempt did not release the holder's lock"
+    );
+    drop(held);
+    assert!(
+        services::ServiceLock::take(canister).is_some(),
+        "free again"
+    );
 }

@@ -276,6 +276,9 @@ fn should_roll_out_a_new_version_while_records_flow_and_resume_after_a_registry_
         // Records keep flowing while instances are upgraded one at a time; the registry is
         // upgraded in the middle.
         let mut upgraded_registry = false;
+        // Each instance is stopped around its upgrade: records sent to it then are rejected
+        // (and would be retried by a client), never half-applied.
+        let mut refused_while_stopped = 0;
         for round in 0..400 {
             let r = s.rollout().expect("rollout");
             if r.state != RolloutState::Running {
@@ -298,12 +301,16 @@ fn should_roll_out_a_new_version_while_records_flow_and_resume_after_a_registry_
             }
             if round % 3 == 0 {
                 for (i, c) in services.iter().enumerate() {
-                    sent[i] += s.add_records(*c, &format!("during-{round}"), 1) as u64;
+                    match s.add_records_unless_stopped(*c, &format!("during-{round}"), 1) {
+                        Some(accepted) => sent[i] += accepted as u64,
+                        None => refused_while_stopped += 1,
+                    }
                 }
             }
             s.ic.tick();
         }
         assert!(upgraded_registry, "the registry was upgraded mid-rollout");
+        eprintln!("records rejected while their service was stopped: {refused_while_stopped}");
         let r = s.rollout().expect("rollout");
         assert_eq!(r.state, RolloutState::Done, "{r:?}");
         for i in &r.instances {

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use candid::{Nat, Principal};
 use ic_cdk::api::{data_certificate, trap};
-use ic_cdk::{init, post_upgrade, query, update};
+use ic_cdk::{init, post_upgrade, pre_upgrade, query, update};
 use stratros_confirmation::Blob;
 
 use crate::runtime::{IcRuntime, Runtime};
@@ -27,6 +27,12 @@ fn init(arg: Arg) {
     lifecycle::init(&IcRuntime, arg)
         .unwrap_or_else(|e| trap(format!("invalid init argument: {e}")));
     arm_timers();
+}
+
+/// Refuses the upgrade unless the canister is stopped (see `stratros-upgrade-guard`).
+#[pre_upgrade]
+fn pre_upgrade() {
+    stratros_upgrade_guard::require_stopped();
 }
 
 #[post_upgrade]
@@ -53,10 +59,10 @@ async fn register_node(args: RegisterNodeArgs) -> Result<(), RestakingError> {
     ops::register_node(&IcRuntime, args).await
 }
 
-/// Controllers only.
+/// Controllers only. Reads each weighted asset's decimals from its ledger.
 #[update]
-fn register_avs(args: RegisterAvsArgs) -> Result<(), RestakingError> {
-    ops::register_avs(&IcRuntime, args)
+async fn register_avs(args: RegisterAvsArgs) -> Result<(), RestakingError> {
+    ops::register_avs(&IcRuntime, args).await
 }
 
 /// Locks `amount` of the caller's stake in staking and delegates it; returns the op id.

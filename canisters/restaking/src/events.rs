@@ -35,6 +35,11 @@ pub struct AssetWeightEv {
     pub ledger: P,
     #[n(1)]
     pub weight_bps: u32,
+    /// The ledger's `icrc1_decimals`, read when the AVS was registered. `None` in events
+    /// logged before decimals were recorded: such a weight applies to raw token units, as it
+    /// did when it was logged (see `model::normalized_stake`).
+    #[n(2)]
+    pub decimals: Option<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
@@ -249,4 +254,43 @@ pub enum Event {
     /// other events, at most once a minute, and before every claim).
     #[n(21)]
     StreamsAdvanced,
+    /// An incoming reward pull, journaled (op) before `icrc2_transfer_from` is called.
+    /// `created_at_time` / `memo` are the caller's idempotency key when it gave one (a
+    /// repeated request with the same key reuses the op); otherwise the op uses the event's
+    /// timestamp and a memo derived from the op id. The ledger call carries them, so a retry
+    /// after an unknown outcome is deduplicated by the ledger (`Duplicate`).
+    #[n(22)]
+    DepositRequested {
+        #[n(0)]
+        from: P,
+        #[n(1)]
+        avs: String,
+        #[n(2)]
+        token: P,
+        #[n(3)]
+        amount: u128,
+        #[n(4)]
+        period_ns: Option<u64>,
+        #[n(5)]
+        created_at_time: Option<u64>,
+        #[cbor(n(6), with = "minicbor::bytes")]
+        memo: Option<Vec<u8>>,
+    },
+    /// The ledger took the tokens of deposit op `op_id` (in block `block`, or earlier as the
+    /// block a `Duplicate` answer names): they are credited to the AVS, once.
+    #[n(23)]
+    DepositReceived {
+        #[n(0)]
+        op_id: u64,
+        #[n(1)]
+        block: u128,
+    },
+    /// The ledger refused deposit op `op_id` (it took nothing): the op is dropped.
+    #[n(24)]
+    DepositFailed {
+        #[n(0)]
+        op_id: u64,
+        #[n(1)]
+        reason: String,
+    },
 }

@@ -72,6 +72,78 @@ pub fn scale_down_ceil(a: u128, b: u128, c: u128) -> u128 {
     mul_div_ceil(a, b, c).unwrap_or_else(|| panic!("BUG: ceil {a} * {b} / {c} with b <= c"))
 }
 
+/// An unsigned 256-bit integer as (high, low) halves: just what reward weighting needs
+/// (a stake scaled to 18 decimals times a weight, summed over pools, exceeds `u128`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct U256 {
+    pub hi: u128,
+    pub lo: u128,
+}
+
+impl U256 {
+    pub const ZERO: U256 = U256 { hi: 0, lo: 0 };
+    pub const MAX: U256 = U256 {
+        hi: u128::MAX,
+        lo: u128::MAX,
+    };
+
+    /// `a × b`, exact.
+    pub fn mul(a: u128, b: u128) -> U256 {
+        let (hi, lo) = mul_wide(a, b);
+        U256 { hi, lo }
+    }
+
+    /// `self × m`; `None` on overflow.
+    pub fn checked_mul(self, m: u128) -> Option<U256> {
+        let (carry, lo) = mul_wide(self.lo, m);
+        let (over, hi) = mul_wide(self.hi, m);
+        if over != 0 {
+            return None;
+        }
+        Some(U256 {
+            hi: hi.checked_add(carry)?,
+            lo,
+        })
+    }
+
+    pub fn saturating_add(self, o: U256) -> U256 {
+        let (lo, carry) = self.lo.overflowing_add(o.lo);
+        match self
+            .hi
+            .checked_add(o.hi)
+            .and_then(|h| h.checked_add(u128::from(carry)))
+        {
+            Some(hi) => U256 { hi, lo },
+            None => U256::MAX,
+        }
+    }
+
+    /// Significant bits.
+    pub fn bits(self) -> u32 {
+        if self.hi != 0 {
+            256 - self.hi.leading_zeros()
+        } else {
+            128 - self.lo.leading_zeros()
+        }
+    }
+
+    /// `floor(self / 2^k)`, for `k < 256`.
+    pub fn shift_right(self, k: u32) -> U256 {
+        match k {
+            0 => self,
+            1..=127 => U256 {
+                hi: self.hi >> k,
+                lo: (self.lo >> k) | (self.hi << (128 - k)),
+            },
+            128..=255 => U256 {
+                hi: 0,
+                lo: self.hi >> (k - 128),
+            },
+            _ => U256::ZERO,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +169,35 @@ mod tests {
             mul_div_ceil((1 << 100) + 1, 1 << 100, 1 << 101),
             Some((1 << 99) + 1)
         );
+    }
+
+    #[test]
+    fn should_multiply_add_and_shift_256_bit_values_exactly() {
+        let x = U256::mul(u128::MAX, 10u128.pow(18));
+        assert_eq!(x.bits(), 128 + 60);
+        let y = x.checked_mul(u128::from(u32::MAX)).expect("below 2^256");
+        assert_eq!(y.bits(), 188 + 32);
+        assert_eq!(U256::mul(3, 5).shift_right(1), U256 { hi: 0, lo: 7 });
+        assert_eq!(
+            U256 { hi: 1, lo: 0 }.shift_right(1),
+            U256 {
+                hi: 0,
+                lo: 1 << 127
+            }
+        );
+        assert_eq!(
+            U256 { hi: 6, lo: 0 }.shift_right(129),
+            U256 { hi: 0, lo: 3 }
+        );
+        assert_eq!(
+            U256 {
+                hi: 0,
+                lo: u128::MAX
+            }
+            .saturating_add(U256 { hi: 0, lo: 1 }),
+            U256 { hi: 1, lo: 0 }
+        );
+        assert_eq!(U256::MAX.saturating_add(U256 { hi: 0, lo: 1 }), U256::MAX);
+        assert_eq!(U256::MAX.checked_mul(2), None);
     }
 }

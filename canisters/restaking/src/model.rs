@@ -25,8 +25,9 @@
 //! # Rewards
 //!
 //! A deposit for an AVS is split over the pools allocated to it in proportion to
-//! `weight(asset) × allocated stake` (a loop over the pools of that AVS, never over
-//! delegators). The operator's commission is credited to the operator; the rest raises the
+//! `weight(asset) × allocated stake in whole tokens` (the stake scaled to 18 decimals by the
+//! asset's ledger decimals, see [`normalized_stake`]; a loop over the pools of that AVS, never
+//! over delegators). The operator's commission is credited to the operator; the rest raises the
 //! pool's cumulative index per token, `index += rest × WAD / shares`. A position is owed
 //! `shares × (index - its snapshot) / WAD`. Slashes do not change shares, so rewards after a
 //! slash stay pro rata to value.
@@ -37,7 +38,7 @@ use candid::{Nat, Principal};
 use stratros_confirmation::Scheme;
 
 use crate::events::Event;
-use crate::math::{BPS, WAD, mul_div_floor, scale_down, scale_down_ceil};
+use crate::math::{BPS, U256, WAD, mul_div_floor, scale_down, scale_down_ceil};
 use crate::types::*;
 
 pub const NANOS: u64 = 1_000_000_000;
@@ -48,6 +49,44 @@ pub const DEFAULT_DEALLOCATION_DELAY_NS: u64 = 7 * DAY_NS;
 pub const DEFAULT_COMMISSION_DELAY_NS: u64 = 7 * DAY_NS;
 pub const MAX_TEXT: usize = 256;
 pub const MAX_LIST: usize = 32;
+/// Every pool's stake is scaled to this many decimals before its AVS weight applies, so that
+/// a weight is per whole token (1 ckBTC = 10^8 units and 1 ckETH = 10^18 units weigh alike).
+pub const REWARD_DECIMALS: u8 = 18;
+/// A caller's deposit idempotency key (`created_at_time`) is accepted up to this old: the
+/// ICRC ledgers deduplicate for 24 h, and the pull and its retries need time inside that
+/// window (a retry answered `TooOld` could no longer tell whether the first attempt landed).
+pub const DEPOSIT_KEY_MAX_AGE_NS: u64 = 23 * 3600 * NANOS;
+/// ... and up to this far in the future (the ledgers allow 2 minutes of drift).
+pub const DEPOSIT_KEY_MAX_DRIFT_NS: u64 = 60 * NANOS;
+/// ICRC-1 ledgers accept memos of at least 32 bytes.
+pub const MAX_MEMO: usize = 32;
+/// The memo of a deposit pull without a caller key: this prefix and the op id (big-endian).
+pub const DEPOSIT_MEMO_PREFIX: &[u8] = b"restaking-deposit";
+const _: () = assert!(DEPOSIT_MEMO_PREFIX.len() + 8 <= MAX_MEMO);
+
+/// A pool's allocated `stake` in units of 10^-18 token, so that an AVS weight means "weight
+/// per whole token" whatever the ledger's decimals `d`:
+/// - `d ≤ 18`: `stake × 10^(18 − d)`, exact: at most `(2^128 − 1) × 10^18 < 2^188`;
+/// - `d > 18`: `floor(stake / 10^(d − 18))` (what lies below 10^-18 token is dropped; 0 when
+///   `10^(d − 18)` exceeds `u128`, i.e. `d > 56`);
+/// - `None` (a weight logged before decimals were recorded): the raw units, as it was applied
+///   when it was logged, so replay stays exact.
+///
+/// Times a `u32` weight the product stays below `2^220`, and the sum over the pools of one AVS
+/// below `2^256` for fewer than `2^36` pools: [`State::weighted_pools`] sums in 256 bits.
+pub fn normalized_stake(stake: u128, decimals: Option<u8>) -> U256 {
+    let Some(d) = decimals else {
+        return U256::mul(stake, 1);
+    };
+    if d <= REWARD_DECIMALS {
+        U256::mul(stake, 10u128.pow(u32::from(REWARD_DECIMALS - d)))
+    } else {
+        match 10u128.checked_pow(u32::from(d - REWARD_DECIMALS)) {
+            Some(div) => U256::mul(stake / div, 1),
+            None => U256::ZERO,
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Config {
@@ -89,6 +128,8 @@ pub struct Avs {
     pub kind: AvsKind,
     pub slashers: Vec<Principal>,
     pub weights: BTreeMap<Principal, u32>,
+    /// Per weighted asset, its ledger's decimals (`None`: logged before they were recorded).
+    pub decimals: BTreeMap<Principal, Option<u8>>,
     pub max_slash_bps: u32,
     pub veto_window_ns: u64,
     pub resolvers: Vec<Principal>,
@@ -130,6 +171,13 @@ pub struct Pool {
     pub allocs: BTreeMap<String, Alloc>,
     pub reward_index: BTreeMap<Principal, u128>,
     pub positions: u64,
+    /// Positions not settled since the last slash (each slash makes all `positions` so; a
+    /// settlement of one counts it down). O(1) to keep, and the pool leaves
+    /// `State::unsettled_pools` when it reaches 0.
+    pub unsettled: u64,
+    /// The timer's settlement sweep of the pool goes on after this staker (`None`: from the
+    /// first); a new slash restarts it.
+    pub sweep_from: Option<Principal>,
 }
 
 impl Default for Pool {
@@ -141,6 +189,8 @@ impl Default for Pool {
             allocs: BTreeMap::new(),
             reward_index: BTreeMap::new(),
             positions: 0,
+            unsettled: 0,
+            sweep_from: None,
         }
     }
 }
@@ -224,6 +274,31 @@ pub enum OpKind {
     Payout {
         to: Principal,
     },
+    /// Incoming reward pull (`icrc2_transfer_from` of `ledger` from `owner`, with
+    /// `created_at` and `memo`), credited to `avs` once the ledger confirms it.
+    Deposit {
+        avs: String,
+        period_ns: Option<u64>,
+        memo: Vec<u8>,
+    },
+}
+
+/// (operator, ledger): a pool.
+pub type PoolKey = (Principal, Principal);
+
+/// A caller's deposit idempotency key: (created_at_time, caller, token, memo). Time first, so
+/// expired keys are pruned from the front.
+pub type DepositKey = (u64, Principal, Principal, Vec<u8>);
+
+/// What a keyed deposit request did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DepositEntry {
+    pub op_id: u64,
+    pub avs: String,
+    pub amount: u128,
+    pub period_ns: Option<u64>,
+    /// The ledger confirmed the pull and the tokens were credited.
+    pub credited: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -296,8 +371,15 @@ pub struct State {
     pub reward_dust: BTreeMap<Principal, u128>,
     /// Per (AVS, reward token): rewards deposited for a period and not yet distributed.
     pub streams: BTreeMap<(String, Principal), Stream>,
-    /// Per (owner, ledger): Σ losses sent to staking's slash hook (journaled).
+    /// Per ledger: Σ losses journaled for staking's slash hook (all owners).
     pub slashed_total: BTreeMap<Principal, u128>,
+    /// Pools with positions not settled since their last slash (the timer's work list).
+    pub unsettled_pools: BTreeSet<PoolKey>,
+    /// (operator, ledger, id) of every queued withdrawal, to find a pool's withdrawals.
+    pub pool_withdrawals: BTreeSet<(Principal, Principal, u64)>,
+    /// Keyed deposit requests, so a repeated request credits once (pruned once too old to be
+    /// accepted again).
+    pub deposit_keys: BTreeMap<DepositKey, DepositEntry>,
 }
 
 type R<T> = Result<T, RestakingError>;
@@ -358,6 +440,7 @@ fn settle_stake(
     if stake.snap == pool.magnitude {
         return 0;
     }
+    pool.unsettled = pool.unsettled.saturating_sub(1);
     let value = stake.value(pool);
     let loss = stake.amount - value;
     stake.amount = value;
@@ -469,6 +552,9 @@ impl State {
             .unwrap_or_else(|| panic!("BUG: a delegation without a pool"));
         pool.mature(now);
         let loss = settle_stake(pool, &mut stake, staker, &mut self.rewards);
+        if pool.unsettled == 0 && self.unsettled_pools.remove(&(operator, ledger)) {
+            pool.sweep_from = None;
+        }
         self.delegations.insert(key, stake);
         self.journal_loss(staker, ledger, loss, now);
     }
@@ -483,6 +569,9 @@ impl State {
             .unwrap_or_else(|| panic!("BUG: a withdrawal without a pool"));
         pool.mature(now);
         let loss = settle_stake(pool, &mut w.stake, w.staker, &mut self.rewards);
+        if pool.unsettled == 0 && self.unsettled_pools.remove(&(w.operator, w.ledger)) {
+            pool.sweep_from = None;
+        }
         let (staker, ledger) = (w.staker, w.ledger);
         self.withdrawals.insert(id, w);
         self.journal_loss(staker, ledger, loss, now);
@@ -530,48 +619,74 @@ impl State {
             // settlement) always cover it; rounding each slash up on its own would not.
             let before = pool.value();
             pool.magnitude -= cut;
+            // Every position is now behind the pool: count them and (re)start the sweep.
+            if pool.positions > 0 {
+                pool.unsettled = pool.positions;
+                pool.sweep_from = None;
+                self.unsettled_pools.insert(key);
+            }
             slashed.insert(key.1, before - pool.value());
         }
         slashed
     }
 
-    /// Splits `amount` of `token` over the pools allocated to `avs`, pro rata to
-    /// `weight(asset) × allocated stake`: the operator's commission first, the rest raises the
-    /// pool's index. `Err(NoAllocatedStake)` (and nothing changed) when nothing is allocated.
-    fn distribute(&mut self, avs: &str, token: Principal, amount: u128, now: u64) -> R<()> {
-        use RestakingError as E;
-        let avs = &avs.to_string();
-        let weights = self.avs(avs)?.weights.clone();
-        let mut shares: Vec<((Principal, Principal), u128)> = Vec::new();
-        let mut total: u128 = 0;
-        let keys: Vec<_> = self
+    /// The pools allocated to `avs` now and their weights `weight(asset) × stake in whole
+    /// tokens` ([`normalized_stake`]), and their sum. Computed in 256 bits, then every weight
+    /// is shifted right by the same `k` bits so that the sum fits in 127 bits (`k = 0` unless
+    /// the sum reaches 2^127, i.e. 1.7e20 weighted whole tokens): a common factor, so the split
+    /// is unchanged up to rounding down. Pools whose weight is 0 are left out.
+    fn weighted_pools(&self, avs: &str, now: u64) -> R<(Vec<(PoolKey, u128)>, u128)> {
+        let a = self.avs(avs)?;
+        let mut wide: Vec<(PoolKey, U256)> = Vec::new();
+        let mut total = U256::ZERO;
+        for (_, o, l) in self
             .avs_pools
             .range(
                 (
-                    avs.clone(),
+                    avs.to_string(),
                     Principal::management_canister(),
                     Principal::management_canister(),
                 )..,
             )
-            .take_while(|(a, _, _)| a == avs)
-            .map(|(_, o, l)| (*o, *l))
-            .collect();
-        for key in keys {
-            let Some(pool) = self.pools.get(&key) else {
+            .take_while(|(x, _, _)| x == avs)
+        {
+            let Some(pool) = self.pools.get(&(*o, *l)) else {
                 continue;
             };
             let mut alloc = pool.allocs.get(avs).cloned().unwrap_or_default();
             alloc.mature(now);
-            let m = alloc.current;
-            let w = u128::from(weights.get(&key.1).copied().unwrap_or(0));
-            let weighted = pool.allocated(m).saturating_mul(w);
-            if weighted > 0 {
+            let w = u128::from(a.weights.get(l).copied().unwrap_or(0));
+            let decimals = a.decimals.get(l).copied().flatten();
+            let weighted = normalized_stake(pool.allocated(alloc.current), decimals)
+                .checked_mul(w)
+                .unwrap_or(U256::MAX);
+            if weighted != U256::ZERO {
                 total = total.saturating_add(weighted);
-                shares.push((key, weighted));
+                wide.push(((*o, *l), weighted));
             }
         }
+        let k = total.bits().saturating_sub(127);
+        let mut sum: u128 = 0;
+        let mut out = Vec::with_capacity(wide.len());
+        for (key, w) in wide {
+            // `w >> k <= total >> k < 2^127`, and the shifted parts sum to at most that.
+            let w = w.shift_right(k).lo;
+            if w > 0 {
+                sum += w;
+                out.push((key, w));
+            }
+        }
+        Ok((out, sum))
+    }
+
+    /// Splits `amount` of `token` over the pools allocated to `avs`, pro rata to
+    /// `weight(asset) × allocated stake in whole tokens` (rounded down; the remainder is dust):
+    /// the operator's commission first, the rest raises the pool's index.
+    /// `Err(NoAllocatedStake)` (and nothing changed) when nothing is allocated.
+    fn distribute(&mut self, avs: &str, token: Principal, amount: u128, now: u64) -> R<()> {
+        let (shares, total) = self.weighted_pools(avs, now)?;
         if total == 0 {
-            return Err(E::NoAllocatedStake);
+            return Err(RestakingError::NoAllocatedStake);
         }
         let mut credited: u128 = 0;
         for ((operator, ledger), weighted) in shares {
@@ -608,6 +723,124 @@ impl State {
         }
         *self.reward_dust.entry(token).or_default() += amount - credited;
         Ok(())
+    }
+
+    /// Forgets credited deposit keys too old to be accepted again (a request with such a
+    /// `created_at_time` is refused), a bounded number per call. Keys of pending ops stay.
+    fn prune_deposit_keys(&mut self, now: u64) {
+        let old: Vec<DepositKey> = self
+            .deposit_keys
+            .iter()
+            .take_while(|((t, _, _, _), _)| t.saturating_add(DEPOSIT_KEY_MAX_AGE_NS) < now)
+            .filter(|(_, e)| e.credited)
+            .take(16)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in old {
+            self.deposit_keys.remove(&k);
+        }
+    }
+
+    /// Credits `amount` of `token` received for `avs`: distributed at once when no period is
+    /// asked and stake is allocated; otherwise through the AVS's stream of this token, so that
+    /// tokens already received are never refused.
+    fn credit_deposit(
+        &mut self,
+        avs: &str,
+        token: Principal,
+        amount: u128,
+        period_ns: Option<u64>,
+        now: u64,
+    ) {
+        let period = period_ns.unwrap_or(0);
+        if period > 0 || self.distribute(avs, token, amount, now).is_err() {
+            self.advance_stream(avs, token, now);
+            let st = self
+                .streams
+                .entry((avs.to_string(), token))
+                .or_insert(Stream {
+                    undistributed: 0,
+                    last: now,
+                    end: now,
+                });
+            st.undistributed += amount;
+            st.last = now;
+            st.end = st.end.max(now.saturating_add(period));
+        }
+        *self.reward_deposited.entry(token).or_default() += amount;
+        if let Some(a) = self.avss.get_mut(avs) {
+            *a.deposited.entry(token).or_default() += amount;
+        }
+    }
+
+    /// Checks a deposit before any token moves: the AVS and token, the amount, and that some
+    /// stake can receive it: allocated now for an immediate deposit, or at least allocated
+    /// or pending (a stream waits for it) when streamed.
+    pub fn check_deposit(
+        &self,
+        avs: &str,
+        token: Principal,
+        amount: u128,
+        period_ns: Option<u64>,
+        now: u64,
+    ) -> R<()> {
+        let a = self.avs(avs)?;
+        if !a.reward_tokens.contains(&token) {
+            return Err(RestakingError::InvalidArgument(format!(
+                "{token} is not a reward token of {avs}"
+            )));
+        }
+        if amount == 0 {
+            return Err(RestakingError::ZeroAmount);
+        }
+        let (_, total) = self.weighted_pools(avs, now)?;
+        if total > 0 {
+            return Ok(());
+        }
+        let streamed = period_ns.unwrap_or(0) > 0;
+        let pending = self
+            .avs_pools
+            .range(
+                (
+                    avs.to_string(),
+                    Principal::management_canister(),
+                    Principal::management_canister(),
+                )..,
+            )
+            .take_while(|(x, _, _)| x == avs)
+            .any(|(_, o, l)| {
+                self.pools
+                    .get(&(*o, *l))
+                    .and_then(|p| p.allocs.get(avs))
+                    .is_some_and(|al| al.encumbered() > 0)
+            });
+        if streamed && pending {
+            Ok(())
+        } else {
+            Err(RestakingError::NoAllocatedStake)
+        }
+    }
+
+    /// The op of a keyed deposit request, when the same key was used before: `Ok(None)` for a
+    /// new key, `Ok(Some((op_id, credited)))` for a repeat with the same arguments, an error
+    /// for a key reused with other arguments.
+    pub fn deposit_by_key(
+        &self,
+        key: &DepositKey,
+        avs: &str,
+        amount: u128,
+        period_ns: Option<u64>,
+    ) -> R<Option<(u64, bool)>> {
+        match self.deposit_keys.get(key) {
+            None => Ok(None),
+            Some(e) if e.avs == avs && e.amount == amount && e.period_ns == period_ns => {
+                Ok(Some((e.op_id, e.credited)))
+            }
+            Some(e) => Err(RestakingError::InvalidArgument(format!(
+                "this created_at_time and memo were used for deposit op {} with other arguments",
+                e.op_id
+            ))),
+        }
     }
 
     /// Streams `(avs, token)` up to `now`: the share of what is left proportional to the time
@@ -789,6 +1022,7 @@ impl State {
                         kind: kind_from_tag(*kind),
                         slashers: slashers.iter().map(|p| p.0).collect(),
                         weights: weights.iter().map(|w| (w.ledger.0, w.weight_bps)).collect(),
+                        decimals: weights.iter().map(|w| (w.ledger.0, w.decimals)).collect(),
                         max_slash_bps: *max_slash_bps,
                         veto_window_ns: *veto_window_ns,
                         resolvers: resolvers.iter().map(|p| p.0).collect(),
@@ -912,6 +1146,7 @@ impl State {
                 }
                 let id = self.next_withdrawal;
                 self.next_withdrawal += 1;
+                self.pool_withdrawals.insert((operator.0, ledger.0, id));
                 self.withdrawals.insert(
                     id,
                     Withdrawal {
@@ -934,6 +1169,7 @@ impl State {
                     .withdrawals
                     .remove(id)
                     .unwrap_or_else(|| panic!("BUG: withdrawal vanished"));
+                self.pool_withdrawals.remove(&(w.operator, w.ledger, *id));
                 self.settle_delegation(w.operator, w.ledger, w.staker, now);
                 let key = (w.operator, w.ledger, w.staker);
                 let pool = self.pool_mut(w.operator, w.ledger, now);
@@ -967,6 +1203,7 @@ impl State {
                     .withdrawals
                     .remove(id)
                     .unwrap_or_else(|| panic!("BUG: withdrawal vanished"));
+                self.pool_withdrawals.remove(&(w.operator, w.ledger, *id));
                 let pool = self.pool_mut(w.operator, w.ledger, now);
                 pool.total_amount -= w.stake.amount;
                 pool.total_shares -= w.stake.shares;
@@ -1142,6 +1379,13 @@ impl State {
                 staker,
             } => {
                 self.settle_delegation(operator.0, ledger.0, staker.0, now);
+                // Only the timer logs this event, in key order from the sweep's position:
+                // what lies before `staker` in this pool was visited.
+                if self.unsettled_pools.contains(&(operator.0, ledger.0))
+                    && let Some(pool) = self.pools.get_mut(&(operator.0, ledger.0))
+                {
+                    pool.sweep_from = Some(staker.0);
+                }
                 Ok(Applied::Done)
             }
             Event::WithdrawalSettled { id } => {
@@ -1165,28 +1409,7 @@ impl State {
                 if *amount == 0 {
                     return Err(E::ZeroAmount);
                 }
-                let period = period_ns.unwrap_or(0);
-                // Distributed at once when asked and possible; otherwise (a period, or no
-                // allocated stake yet) through the AVS's stream of this token, so that tokens
-                // already received are never refused.
-                if period > 0 || self.distribute(avs, token.0, *amount, now).is_err() {
-                    self.advance_stream(avs, token.0, now);
-                    let st = self
-                        .streams
-                        .entry((avs.clone(), token.0))
-                        .or_insert(Stream {
-                            undistributed: 0,
-                            last: now,
-                            end: now,
-                        });
-                    st.undistributed += amount;
-                    st.last = now;
-                    st.end = st.end.max(now.saturating_add(period));
-                }
-                *self.reward_deposited.entry(token.0).or_default() += amount;
-                if let Some(a) = self.avss.get_mut(avs) {
-                    *a.deposited.entry(token.0).or_default() += amount;
-                }
+                self.credit_deposit(avs, token.0, *amount, *period_ns, now);
                 Ok(Applied::Done)
             }
             Event::StreamsAdvanced => {
@@ -1264,9 +1487,149 @@ impl State {
                 }
                 Ok(Applied::Claimed(out))
             }
+            Event::DepositRequested {
+                from,
+                avs,
+                token,
+                amount,
+                period_ns,
+                created_at_time,
+                memo,
+            } => {
+                self.check_deposit(avs, token.0, *amount, *period_ns, now)?;
+                if memo.as_ref().is_some_and(|m| m.len() > MAX_MEMO) {
+                    return Err(E::InvalidArgument(format!(
+                        "a memo has at most {MAX_MEMO} bytes"
+                    )));
+                }
+                // Restaking's own memos are reserved: a caller key equal to an unkeyed op's
+                // (same time, memo and amount) would be the same ledger transaction, and its
+                // `Duplicate` would credit tokens received once a second time.
+                if memo
+                    .as_ref()
+                    .is_some_and(|m| m.starts_with(DEPOSIT_MEMO_PREFIX))
+                {
+                    return Err(E::InvalidArgument(
+                        "memos starting with \"restaking-deposit\" are reserved".into(),
+                    ));
+                }
+                let key = match (created_at_time, memo) {
+                    (None, Some(_)) => {
+                        return Err(E::InvalidArgument(
+                            "a memo makes a deposit idempotent only with its created_at_time"
+                                .into(),
+                        ));
+                    }
+                    (None, None) => None,
+                    (Some(t), memo) => {
+                        if t.saturating_add(DEPOSIT_KEY_MAX_AGE_NS) < now {
+                            return Err(E::InvalidArgument(format!(
+                                "created_at_time {t} is older than {} h",
+                                DEPOSIT_KEY_MAX_AGE_NS / 3600 / NANOS
+                            )));
+                        }
+                        if *t > now.saturating_add(DEPOSIT_KEY_MAX_DRIFT_NS) {
+                            return Err(E::InvalidArgument(format!(
+                                "created_at_time {t} is in the future"
+                            )));
+                        }
+                        let key = (*t, from.0, token.0, memo.clone().unwrap_or_default());
+                        if self.deposit_keys.contains_key(&key) {
+                            return Err(E::InvalidArgument(
+                                "this created_at_time and memo were already used".into(),
+                            ));
+                        }
+                        Some(key)
+                    }
+                };
+                self.prune_deposit_keys(now);
+                let op_id = self.next_op;
+                let (created_at, memo) = match &key {
+                    Some((t, _, _, m)) => (*t, m.clone()),
+                    None => {
+                        let mut m = DEPOSIT_MEMO_PREFIX.to_vec();
+                        m.extend_from_slice(&op_id.to_be_bytes());
+                        (now, m)
+                    }
+                };
+                let id = self.journal(
+                    OpKind::Deposit {
+                        avs: avs.clone(),
+                        period_ns: *period_ns,
+                        memo,
+                    },
+                    from.0,
+                    token.0,
+                    *amount,
+                    created_at,
+                );
+                if let Some(key) = key {
+                    self.deposit_keys.insert(
+                        key,
+                        DepositEntry {
+                            op_id: id,
+                            avs: avs.clone(),
+                            amount: *amount,
+                            period_ns: *period_ns,
+                            credited: false,
+                        },
+                    );
+                }
+                Ok(Applied::Op(id))
+            }
+            Event::DepositReceived { op_id, block: _ } => {
+                let Some(Op {
+                    kind:
+                        OpKind::Deposit {
+                            avs,
+                            period_ns,
+                            memo,
+                        },
+                    owner,
+                    ledger,
+                    amount,
+                    created_at,
+                }) = self.ops.get(op_id).cloned()
+                else {
+                    return Err(E::UnknownOp { op_id: *op_id });
+                };
+                self.ops.remove(op_id);
+                if let Some(e) = self
+                    .deposit_keys
+                    .get_mut(&(created_at, owner, ledger, memo))
+                    && e.op_id == *op_id
+                {
+                    e.credited = true;
+                }
+                self.credit_deposit(&avs, ledger, amount, period_ns, now);
+                Ok(Applied::Done)
+            }
+            Event::DepositFailed { op_id, reason: _ } => {
+                let Some(Op {
+                    kind: OpKind::Deposit { memo, .. },
+                    owner,
+                    ledger,
+                    created_at,
+                    ..
+                }) = self.ops.get(op_id).cloned()
+                else {
+                    return Err(E::UnknownOp { op_id: *op_id });
+                };
+                self.ops.remove(op_id);
+                // Nothing moved: the key may be used again (e.g. after a new approval).
+                let key = (created_at, owner, ledger, memo);
+                if self
+                    .deposit_keys
+                    .get(&key)
+                    .is_some_and(|e| e.op_id == *op_id)
+                {
+                    self.deposit_keys.remove(&key);
+                }
+                Ok(Applied::Done)
+            }
             Event::OpSettled { op_id } => match self.ops.get(op_id) {
                 Some(Op {
-                    kind: OpKind::Lock { .. },
+                    kind: OpKind::Lock { .. } | OpKind::Deposit { .. },
                     ..
                 })
                 | None => Err(E::UnknownOp { op_id: *op_id }),
@@ -1394,30 +1757,61 @@ impl State {
         positions + withdrawals + ops
     }
 
-    /// Delegations whose pool moved since their last settlement (slashed, not yet settled).
+    /// Up to `limit` positions whose pool was slashed since their last settlement, found
+    /// through `unsettled_pools` (never a scan of all delegations): per pool, delegations in
+    /// key order from its sweep position, then its queued withdrawals. A run examines at most
+    /// `4 × limit` delegations; when none of those needed settling (their stakers settled
+    /// them), the last examined is returned anyway, so that settling it (a no-op) moves the
+    /// sweep on. O(limit + withdrawals of the slashed pools) per run.
     pub fn unsettled(&self, limit: usize) -> (Vec<(Principal, Principal, Principal)>, Vec<u64>) {
-        let d = self
-            .delegations
-            .iter()
-            .filter(|((o, l, _), s)| {
-                self.pools
-                    .get(&(*o, *l))
-                    .is_some_and(|p| p.magnitude != s.snap)
-            })
-            .map(|(k, _)| *k)
-            .take(limit)
-            .collect();
-        let w = self
-            .withdrawals
-            .iter()
-            .filter(|(_, w)| {
-                self.pools
-                    .get(&(w.operator, w.ledger))
-                    .is_some_and(|p| p.magnitude != w.stake.snap)
-            })
-            .map(|(id, _)| *id)
-            .take(limit)
-            .collect();
+        use std::ops::Bound;
+        let mut d = Vec::new();
+        let mut w = Vec::new();
+        let mut examined = 0usize;
+        let cap = limit.saturating_mul(4);
+        for (o, l) in &self.unsettled_pools {
+            if d.len() + w.len() >= limit || examined >= cap {
+                break;
+            }
+            let Some(pool) = self.pools.get(&(*o, *l)) else {
+                continue;
+            };
+            let start = match pool.sweep_from {
+                Some(s) => Bound::Excluded((*o, *l, s)),
+                None => Bound::Included((*o, *l, Principal::management_canister())),
+            };
+            let mut last = None;
+            let mut found = false;
+            for ((o2, l2, s), stake) in self.delegations.range((start, Bound::Unbounded)) {
+                if (o2, l2) != (o, l) || d.len() + w.len() >= limit || examined >= cap {
+                    break;
+                }
+                examined += 1;
+                last = Some((*o2, *l2, *s));
+                if stake.snap != pool.magnitude {
+                    d.push((*o2, *l2, *s));
+                    found = true;
+                }
+            }
+            if !found && examined >= cap {
+                d.extend(last);
+            }
+            for (_, _, id) in self
+                .pool_withdrawals
+                .range((*o, *l, 0)..=(*o, *l, u64::MAX))
+            {
+                if d.len() + w.len() >= limit {
+                    break;
+                }
+                if self
+                    .withdrawals
+                    .get(id)
+                    .is_some_and(|x| x.stake.snap != pool.magnitude)
+                {
+                    w.push(*id);
+                }
+            }
+        }
         (d, w)
     }
 
@@ -1691,6 +2085,7 @@ pub fn op_view(op_id: u64, op: &Op) -> PendingOpView {
             OpKind::Unlock => "unlock",
             OpKind::Slash => "slash",
             OpKind::Payout { .. } => "payout",
+            OpKind::Deposit { .. } => "deposit",
         }
         .to_string(),
         owner: op.owner,

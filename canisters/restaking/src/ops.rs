@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use candid::{Nat, Principal};
 use icrc_ledger_types::icrc1::account::Account;
 use icrc_ledger_types::icrc1::transfer::{Memo, TransferArg, TransferError};
-use icrc_ledger_types::icrc2::transfer_from::TransferFromArgs;
+use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
 use stratros_staking_api::{
     HookArgs, HookError, HookKindView, HookView, MAX_SLASH_BATCH, SlashBatchArgs,
 };
@@ -52,7 +52,7 @@ fn hook_matches(h: &HookView, op: &crate::model::Op) -> bool {
         OpKind::Lock { .. } => HookKindView::Lock,
         OpKind::Unlock => HookKindView::Unlock,
         OpKind::Slash => HookKindView::Slash,
-        OpKind::Payout { .. } => return false,
+        OpKind::Payout { .. } | OpKind::Deposit { .. } => return false,
     };
     h.kind == kind && h.owner == op.owner && h.ledger == op.ledger && h.amount == op.amount
 }
@@ -81,11 +81,17 @@ async fn settle_from_record<Rt: Runtime>(
     log(rt, event).is_ok()
 }
 
-struct OpGuard(u64);
+pub(crate) struct OpGuard(u64);
 
 impl OpGuard {
-    fn take(op_id: u64) -> Option<OpGuard> {
-        IN_FLIGHT.with_borrow_mut(|s| s.insert(op_id).then_some(OpGuard(op_id)))
+    /// `None` when the op is already in flight. The guard is built only when taken: an
+    /// eagerly built one (`then_some`) was dropped inside the borrow when the op was in
+    /// flight, and its `Drop` borrowed `IN_FLIGHT` again ("RefCell already borrowed": a
+    /// `process` run while the timer retried the same op trapped).
+    pub(crate) fn take(op_id: u64) -> Option<OpGuard> {
+        IN_FLIGHT
+            .with_borrow_mut(|s| s.insert(op_id))
+            .then(|| OpGuard(op_id))
     }
 }
 
@@ -201,9 +207,41 @@ fn node_event(operator: P, args: &RegisterNodeArgs) -> Event {
     }
 }
 
-pub fn register_avs<Rt: Runtime>(rt: &Rt, args: RegisterAvsArgs) -> R<()> {
+/// Registers an AVS (controllers only). Each weighted asset's decimals are read from its
+/// ledger and logged with the weight, so that the weight is per whole token
+/// ([`crate::model::normalized_stake`]) and replay needs no call.
+pub async fn register_avs<Rt: Runtime>(rt: &Rt, args: RegisterAvsArgs) -> R<()> {
     if !rt.is_controller(&rt.caller()) {
         return Err(RestakingError::NotController);
+    }
+    // Cheap checks before calling ledgers (the event's own validation repeats them).
+    read_state(|s| {
+        if s.avss.contains_key(&args.id) {
+            return Err(RestakingError::AvsAlreadyRegistered {
+                id: args.id.clone(),
+            });
+        }
+        if args.asset_weights.is_empty() || args.asset_weights.len() > crate::model::MAX_LIST {
+            return Err(RestakingError::InvalidArgument(format!(
+                "an AVS weighs 1 to {} assets",
+                crate::model::MAX_LIST
+            )));
+        }
+        Ok(())
+    })?;
+    let mut weights = Vec::with_capacity(args.asset_weights.len());
+    for w in args.asset_weights {
+        let decimals = rt.decimals(w.ledger).await.map_err(|e| {
+            RestakingError::LedgerError(format!(
+                "cannot read the decimals of {}: {}",
+                w.ledger, e.message
+            ))
+        })?;
+        weights.push(AssetWeightEv {
+            ledger: P(w.ledger),
+            weight_bps: w.weight_bps,
+            decimals: Some(decimals),
+        });
     }
     log(
         rt,
@@ -212,14 +250,7 @@ pub fn register_avs<Rt: Runtime>(rt: &Rt, args: RegisterAvsArgs) -> R<()> {
             name: args.name,
             kind: kind_tag(args.kind),
             slashers: args.slashers.into_iter().map(P).collect(),
-            weights: args
-                .asset_weights
-                .into_iter()
-                .map(|w| AssetWeightEv {
-                    ledger: P(w.ledger),
-                    weight_bps: w.weight_bps,
-                })
-                .collect(),
+            weights,
             max_slash_bps: args.max_slash_bps,
             veto_window_ns: args.veto_window_seconds.saturating_mul(NANOS),
             resolvers: args.resolvers.into_iter().map(P).collect(),
@@ -360,55 +391,50 @@ pub fn slash_equivocation<Rt: Runtime>(rt: &Rt, args: EquivocationArgs) -> R<u64
 
 /// Pulls `amount` reward tokens from the caller (ICRC-2: approve `amount + fee` first) and
 /// distributes them to the AVS's operators and delegators.
+///
+/// Everything is checked before any token moves (unknown AVS or token, zero amount, no stake
+/// that could receive it: typed errors, nothing pulled). The pull is journaled (op) before the
+/// `icrc2_transfer_from`, which carries `created_at_time` and a memo: the caller's key when it
+/// gave one, else the request time and a memo derived from the op id. An unknown outcome
+/// leaves the op journaled (`Pending`); the timer, or a repeat of the same keyed request,
+/// retries the very same transaction, which the ledger answers `Duplicate { duplicate_of }`
+/// when the first attempt landed: the tokens are credited exactly once. A repeat of a keyed
+/// request already credited returns `Ok` without pulling.
 pub async fn deposit_rewards<Rt: Runtime>(rt: &Rt, args: DepositRewardsArgs) -> R<()> {
     let from = caller(rt)?;
     let amount = amount(&args.amount)?;
-    read_state(|s| {
-        let avs = s
-            .avss
-            .get(&args.avs)
-            .ok_or_else(|| RestakingError::UnknownAvs {
-                id: args.avs.clone(),
-            })?;
-        if !avs.reward_tokens.contains(&args.token) {
-            return Err(RestakingError::InvalidArgument(format!(
-                "{} is not a reward token of {}",
-                args.token, args.avs
-            )));
+    let period_ns = args
+        .period_seconds
+        .filter(|p| *p > 0)
+        .map(|p| p.saturating_mul(NANOS));
+    let memo = args.memo.map(|m| m.0);
+    let repeat = match args.created_at_time {
+        Some(t) => {
+            let key = (t, from, args.token, memo.clone().unwrap_or_default());
+            read_state(|s| s.deposit_by_key(&key, &args.avs, amount, period_ns))?
         }
-        Ok(())
-    })?;
-    if amount == 0 {
-        return Err(RestakingError::ZeroAmount);
-    }
-    let arg = TransferFromArgs {
-        spender_subaccount: None,
-        from: Account::from(from),
-        to: Account::from(rt.canister_id()),
-        amount: Nat::from(amount),
-        fee: None,
-        memo: None,
-        created_at_time: None,
+        None => None,
     };
-    match rt.transfer_from(args.token, arg).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => return Err(RestakingError::LedgerError(format!("{e:?}"))),
-        Err(e) => return Err(RestakingError::LedgerError(e.message)),
-    }
-    log(
-        rt,
-        Event::RewardsDeposited {
-            from: P(from),
-            avs: args.avs,
-            token: P(args.token),
-            amount,
-            period_ns: args
-                .period_seconds
-                .filter(|p| *p > 0)
-                .map(|p| p.saturating_mul(NANOS)),
+    let op_id = match repeat {
+        Some((_, true)) => return Ok(()),
+        Some((op_id, false)) => op_id,
+        None => match log(
+            rt,
+            Event::DepositRequested {
+                from: P(from),
+                avs: args.avs,
+                token: P(args.token),
+                amount,
+                period_ns,
+                created_at_time: args.created_at_time,
+                memo,
+            },
+        )? {
+            Applied::Op(op_id) => op_id,
+            other => panic!("BUG: a deposit request applied as {other:?}"),
         },
-    )
-    .map(|_| ())
+    };
+    run_op(rt, op_id).await
 }
 
 /// Claims every reward token owed to the caller, from all its positions and commissions, to
@@ -521,6 +547,46 @@ pub async fn run_op<Rt: Runtime>(rt: &Rt, op_id: u64) -> R<()> {
                     mark_unknown(op_id);
                     Err(pending(e.message))
                 }
+            }
+        }
+        OpKind::Deposit { memo, .. } => {
+            let arg = TransferFromArgs {
+                spender_subaccount: None,
+                from: Account::from(op.owner),
+                to: Account::from(rt.canister_id()),
+                amount: Nat::from(op.amount),
+                fee: None,
+                memo: Some(Memo::from(memo)),
+                created_at_time: Some(op.created_at),
+            };
+            match rt.transfer_from(op.ledger, arg).await {
+                Ok(Ok(block))
+                | Ok(Err(TransferFromError::Duplicate {
+                    duplicate_of: block,
+                })) => {
+                    let block = u128::try_from(&block.0).unwrap_or(u128::MAX);
+                    log(rt, Event::DepositReceived { op_id, block })?;
+                    Ok(())
+                }
+                // Past the ledger's deduplication window: a retry can no longer tell whether
+                // an earlier attempt landed, so the op stays journaled (visible in
+                // `pending_ops`) rather than being guessed either way.
+                Ok(Err(TransferFromError::TooOld)) => Err(pending(
+                    "the ledger no longer deduplicates this pull (TooOld)".into(),
+                )),
+                Ok(Err(e)) => {
+                    // The ledger answered and took nothing (it checks duplicates first).
+                    let reason = format!("{e:?}");
+                    log(
+                        rt,
+                        Event::DepositFailed {
+                            op_id,
+                            reason: reason.clone(),
+                        },
+                    )?;
+                    Err(RestakingError::LedgerError(reason))
+                }
+                Err(e) => Err(pending(e.message)),
             }
         }
         OpKind::Payout { to } => {

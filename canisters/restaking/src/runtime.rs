@@ -56,6 +56,8 @@ pub trait Runtime {
         arg: TransferFromArgs,
     ) -> Result<Result<Nat, TransferFromError>, CallError>;
     async fn fee(&self, ledger: Principal) -> Result<Nat, CallError>;
+    /// The ledger's `icrc1_decimals`.
+    async fn decimals(&self, ledger: Principal) -> Result<u8, CallError>;
     /// Staking's `restaking_slash_batch`: one result per slash, in order.
     async fn staking_slash_batch(
         &self,
@@ -170,6 +172,18 @@ impl Runtime for IcRuntime {
             })?;
         response.candid::<NodeInfo>().map_err(|e| CallError {
             message: format!("node_info: cannot decode the reply: {e}"),
+        })
+    }
+
+    async fn decimals(&self, ledger: Principal) -> Result<u8, CallError> {
+        let response = Call::bounded_wait(ledger, "icrc1_decimals")
+            .with_args(&())
+            .await
+            .map_err(|e| CallError {
+                message: format!("icrc1_decimals: {e}"),
+            })?;
+        response.candid::<u8>().map_err(|e| CallError {
+            message: format!("icrc1_decimals: cannot decode the reply: {e}"),
         })
     }
 

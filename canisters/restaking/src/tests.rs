@@ -5,7 +5,7 @@ use proptest::prelude::*;
 
 use crate::events::{AssetWeightEv, Event, P};
 use crate::math::{BPS, WAD};
-use crate::model::{Applied, DAY_NS, OpKind, State, kind_tag};
+use crate::model::{Applied, DAY_NS, NANOS as NANOS_PER_SEC, OpKind, State, kind_tag};
 use crate::types::{AvsKind, RestakingError, SlashStatus};
 
 fn p(n: u8) -> Principal {
@@ -82,10 +82,12 @@ impl T {
                 AssetWeightEv {
                     ledger: P(cketh()),
                     weight_bps: 10_000,
+                    decimals: None,
                 },
                 AssetWeightEv {
                     ledger: P(ckbtc()),
                     weight_bps: 20_000,
+                    decimals: None,
                 },
             ],
             max_slash_bps,
@@ -218,6 +220,27 @@ impl T {
             assert_eq!(amount, pool.total_amount, "pool amount of {o}/{l}");
             assert_eq!(shares, pool.total_shares, "pool shares of {o}/{l}");
             assert_eq!(n, pool.positions, "pool positions of {o}/{l}");
+            // The index of unsettled positions counts exactly the positions behind the pool.
+            let behind = self
+                .s
+                .delegations
+                .iter()
+                .filter(|((o2, l2, _), d)| (o2, l2) == (o, l) && d.snap != pool.magnitude)
+                .count()
+                + self
+                    .s
+                    .withdrawals
+                    .values()
+                    .filter(|w| {
+                        (w.operator, w.ledger) == (*o, *l) && w.stake.snap != pool.magnitude
+                    })
+                    .count();
+            assert_eq!(behind as u64, pool.unsettled, "unsettled count of {o}/{l}");
+            assert_eq!(
+                pool.unsettled > 0,
+                self.s.unsettled_pools.contains(&(*o, *l)),
+                "unsettled index of {o}/{l}"
+            );
         }
     }
 
@@ -427,6 +450,7 @@ fn should_make_an_allocation_slashable_only_after_the_allocation_delay() {
         weights: vec![AssetWeightEv {
             ledger: P(cketh()),
             weight_bps: 1,
+            decimals: None,
         }],
         max_slash_bps: 10_000,
         veto_window_ns: 0,
@@ -858,6 +882,364 @@ fn should_stream_a_deposit_linearly_over_its_period_and_pay_all_of_it_by_the_end
     t.check_replay();
 }
 
+/// Registers AVS `id` weighing ckETH (18 decimals) and ckBTC (8 decimals) with the given
+/// weights, as `register_avs` logs it after reading the ledgers' decimals.
+fn register_mixed_avs(t: &mut T, id: &str, eth_bps: u32, btc_bps: u32) {
+    t.ok(Event::AvsRegistered {
+        id: id.into(),
+        name: id.into(),
+        kind: kind_tag(AvsKind::Other),
+        slashers: vec![P(slasher())],
+        weights: vec![
+            AssetWeightEv {
+                ledger: P(cketh()),
+                weight_bps: eth_bps,
+                decimals: Some(18),
+            },
+            AssetWeightEv {
+                ledger: P(ckbtc()),
+                weight_bps: btc_bps,
+                decimals: Some(8),
+            },
+        ],
+        max_slash_bps: 5_000,
+        veto_window_ns: DAY_NS,
+        resolvers: vec![],
+        reward_tokens: vec![P(reward_token())],
+    });
+}
+
+fn owed_to(t: &T, who: Principal) -> u128 {
+    t.s.staker_view(who, t.now)
+        .pending_rewards
+        .iter()
+        .filter(|r| r.token == reward_token())
+        .map(|r| u128::try_from(&r.amount.0).expect("fits"))
+        .sum()
+}
+
+/// 1 ckETH (10^18 units) staked with op1 and 1 ckBTC (10^8 units) with op2, both fully
+/// allocated to `avs`, then `amount` deposited at once.
+fn one_eth_and_one_btc(eth_bps: u32, btc_bps: u32, amount: u128) -> T {
+    let mut t = T::new();
+    register_mixed_avs(&mut t, "mixed", eth_bps, btc_bps);
+    t.delegate(staker(1), op1(), cketh(), 1_000_000_000_000_000_000);
+    t.delegate(staker(2), op2(), ckbtc(), 100_000_000);
+    t.allocate(op1(), "mixed", cketh(), 10_000);
+    t.allocate(op2(), "mixed", ckbtc(), 10_000);
+    t.advance(DAY_NS);
+    t.ok(Event::RewardsDeposited {
+        from: P(p(50)),
+        avs: "mixed".into(),
+        token: P(reward_token()),
+        amount,
+        period_ns: None,
+    });
+    t
+}
+
+#[test]
+fn should_weigh_one_ckbtc_and_one_cketh_alike_with_equal_weights() {
+    // 1 000 001 split 1 : 1, rounded down: 500 000 each, 1 unit of dust.
+    let t = one_eth_and_one_btc(10_000, 10_000, 1_000_001);
+    // op1 takes 10 %, op2 5 %.
+    assert_eq!(owed_to(&t, op1()), 50_000);
+    assert_eq!(owed_to(&t, staker(1)), 450_000);
+    assert_eq!(owed_to(&t, op2()), 25_000);
+    assert_eq!(owed_to(&t, staker(2)), 475_000);
+    assert_eq!(t.s.reward_dust[&reward_token()], 1);
+    t.check_replay();
+}
+
+#[test]
+fn should_split_rewards_across_decimals_by_the_weight_ratio() {
+    // ckBTC weighs 3× ckETH per whole token: 1 000 000 splits 250 000 : 750 000.
+    let t = one_eth_and_one_btc(10_000, 30_000, 1_000_000);
+    assert_eq!(owed_to(&t, op1()) + owed_to(&t, staker(1)), 250_000);
+    assert_eq!(owed_to(&t, op2()) + owed_to(&t, staker(2)), 750_000);
+    // 1 : 3 does not divide 1 000 001: each share rounds down, the rest is dust.
+    let t = one_eth_and_one_btc(10_000, 30_000, 1_000_001);
+    let eth = owed_to(&t, op1()) + owed_to(&t, staker(1));
+    let btc = owed_to(&t, op2()) + owed_to(&t, staker(2));
+    assert_eq!((eth, btc), (250_000, 750_000));
+    assert_eq!(t.s.reward_dust[&reward_token()], 1);
+    t.check_replay();
+}
+
+#[test]
+fn should_keep_weighting_exact_for_stakes_beyond_u128_once_scaled() {
+    const E33: u128 = 10u128.pow(33);
+    // 2^100 ckBTC units scaled to 18 decimals exceed u128: the split is still 1 : 2.
+    let mut t = T::new();
+    register_mixed_avs(&mut t, "mixed", 10_000, 10_000);
+    t.delegate(staker(1), op1(), ckbtc(), 1 << 100);
+    t.delegate(staker(2), op2(), ckbtc(), 1 << 101);
+    t.allocate(op1(), "mixed", ckbtc(), 10_000);
+    t.allocate(op2(), "mixed", ckbtc(), 10_000);
+    t.advance(DAY_NS);
+    t.ok(Event::RewardsDeposited {
+        from: P(p(50)),
+        avs: "mixed".into(),
+        token: P(reward_token()),
+        amount: 3 * E33,
+        period_ns: None,
+    });
+    // The commissions show each pool's share exactly: 10 % of 1e33 and 5 % of 2e33.
+    assert_eq!(owed_to(&t, op1()), E33 / 10);
+    assert_eq!(owed_to(&t, op2()), E33 / 10);
+    // Delegators: the rest, less the index's rounding (at most shares / 1e18 units).
+    let slack = (1u128 << 101) / WAD + 1;
+    let s1 = owed_to(&t, staker(1));
+    let s2 = owed_to(&t, staker(2));
+    assert!(s1 <= E33 * 9 / 10 && s1 + slack >= E33 * 9 / 10, "{s1}");
+    assert!(s2 <= E33 * 19 / 10 && s2 + slack >= E33 * 19 / 10, "{s2}");
+    t.check_replay();
+}
+
+#[test]
+fn should_decode_a_weight_logged_before_decimals_as_raw_units() {
+    // The pre-decimals encoding: [ledger, weight_bps].
+    let mut old = Vec::new();
+    let mut e = minicbor::Encoder::new(&mut old);
+    e.array(2).expect("array");
+    e.bytes(cketh().as_slice()).expect("bytes");
+    e.u32(10_000).expect("u32");
+    let w: AssetWeightEv = minicbor::decode(&old).expect("an old weight decodes");
+    assert_eq!(
+        w,
+        AssetWeightEv {
+            ledger: P(cketh()),
+            weight_bps: 10_000,
+            decimals: None,
+        }
+    );
+}
+
+#[test]
+fn should_scale_stake_to_whole_tokens_by_decimals() {
+    use crate::model::normalized_stake;
+    let one = |x: u128| crate::math::U256::mul(x, 1);
+    assert_eq!(normalized_stake(100_000_000, Some(8)), one(WAD));
+    assert_eq!(normalized_stake(WAD, Some(18)), one(WAD));
+    assert_eq!(normalized_stake(WAD * 1_000 + 999, Some(21)), one(WAD));
+    assert_eq!(normalized_stake(u128::MAX, Some(100)), one(0));
+    // Weights logged before decimals were recorded keep raw units.
+    assert_eq!(normalized_stake(5, None), one(5));
+}
+
+fn deposit_request(amount: u128, period_ns: Option<u64>, key: Option<(u64, &[u8])>) -> Event {
+    Event::DepositRequested {
+        from: P(p(50)),
+        avs: "da".into(),
+        token: P(reward_token()),
+        amount,
+        period_ns,
+        created_at_time: key.map(|(t, _)| t),
+        memo: key.map(|(_, m)| m.to_vec()),
+    }
+}
+
+#[test]
+fn should_refuse_a_deposit_no_stake_could_receive_before_pulling_anything() {
+    let mut t = T::new();
+    assert_eq!(
+        t.err(deposit_request(1_000, None, None)),
+        RestakingError::NoAllocatedStake
+    );
+    assert_eq!(
+        t.err(deposit_request(0, None, None)),
+        RestakingError::ZeroAmount
+    );
+    let e = t.err(Event::DepositRequested {
+        from: P(p(50)),
+        avs: "da".into(),
+        token: P(cketh()),
+        amount: 1,
+        period_ns: None,
+        created_at_time: None,
+        memo: None,
+    });
+    assert!(matches!(e, RestakingError::InvalidArgument(_)), "{e:?}");
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    t.allocate(op1(), "da", cketh(), 10_000);
+    // Pending allocation: a stream can wait for it, an immediate deposit cannot.
+    assert_eq!(
+        t.err(deposit_request(1_000, None, None)),
+        RestakingError::NoAllocatedStake
+    );
+    assert!(matches!(
+        t.ok(deposit_request(1_000, Some(DAY_NS), None)),
+        Applied::Op(_)
+    ));
+    // Keys: a memo needs its created_at_time; too old, in the future, too long: refused.
+    let now = t.now;
+    for bad in [
+        Event::DepositRequested {
+            from: P(p(50)),
+            avs: "da".into(),
+            token: P(reward_token()),
+            amount: 1,
+            period_ns: Some(DAY_NS),
+            created_at_time: None,
+            memo: Some(b"m".to_vec()),
+        },
+        deposit_request(1, Some(DAY_NS), Some((now - DAY_NS, b"m"))),
+        deposit_request(1, Some(DAY_NS), Some((now + DAY_NS, b"m"))),
+        deposit_request(1, Some(DAY_NS), Some((now, &[7u8; 33]))),
+        deposit_request(
+            1,
+            Some(DAY_NS),
+            Some((now, b"restaking-deposit\0\0\0\0\0\0\0\0")),
+        ),
+    ] {
+        let e = t.err(bad);
+        assert!(matches!(e, RestakingError::InvalidArgument(_)), "{e:?}");
+    }
+    t.check_replay();
+}
+
+#[test]
+fn should_credit_a_keyed_deposit_once_and_free_the_key_of_a_refused_one() {
+    let mut t = T::new();
+    t.delegate(staker(1), op1(), cketh(), 1_000);
+    t.allocate(op1(), "da", cketh(), 10_000);
+    t.advance(DAY_NS);
+    let key = (t.now - 5 * NANOS_PER_SEC, &b"forward 1"[..]);
+    let Applied::Op(op) = t.ok(deposit_request(10_000, None, Some(key))) else {
+        panic!("no op")
+    };
+    // Journaled with the caller's key, nothing credited yet.
+    let o = &t.s.ops[&op];
+    assert_eq!(o.created_at, key.0);
+    assert!(matches!(&o.kind, OpKind::Deposit { memo, .. } if memo.as_slice() == key.1));
+    assert!(t.s.reward_deposited.is_empty());
+    let k = (key.0, p(50), reward_token(), key.1.to_vec());
+    assert_eq!(
+        t.s.deposit_by_key(&k, "da", 10_000, None),
+        Ok(Some((op, false)))
+    );
+    // The same key with other arguments is refused; a second request with it is not logged.
+    assert!(t.s.deposit_by_key(&k, "da", 9_999, None).is_err());
+    assert!(matches!(
+        t.err(deposit_request(10_000, None, Some(key))),
+        RestakingError::InvalidArgument(_)
+    ));
+    t.ok(Event::DepositReceived {
+        op_id: op,
+        block: 7,
+    });
+    assert_eq!(
+        t.s.deposit_by_key(&k, "da", 10_000, None),
+        Ok(Some((op, true)))
+    );
+    // A second confirmation (a late retry's `Duplicate`) credits nothing more.
+    assert_eq!(
+        t.err(Event::DepositReceived {
+            op_id: op,
+            block: 7
+        }),
+        RestakingError::UnknownOp { op_id: op }
+    );
+    assert_eq!(t.s.reward_deposited[&reward_token()], 10_000);
+    assert_eq!(owed_to(&t, op1()) + owed_to(&t, staker(1)), 10_000);
+
+    // Refused by the ledger: the op goes, and the key may be used again.
+    let key2 = (t.now, &b"forward 2"[..]);
+    let Applied::Op(op2) = t.ok(deposit_request(500, None, Some(key2))) else {
+        panic!("no op")
+    };
+    t.ok(Event::DepositFailed {
+        op_id: op2,
+        reason: "InsufficientAllowance".into(),
+    });
+    assert!(!t.s.ops.contains_key(&op2));
+    assert!(matches!(
+        t.ok(deposit_request(500, None, Some(key2))),
+        Applied::Op(_)
+    ));
+    assert_eq!(t.s.reward_deposited[&reward_token()], 10_000);
+    // Old credited keys are forgotten once no request could reuse them.
+    t.advance(DAY_NS);
+    t.ok(deposit_request(1, None, None));
+    assert!(!t.s.deposit_keys.contains_key(&k));
+    t.check_replay();
+}
+
+#[test]
+fn should_refuse_a_second_guard_for_an_op_in_flight_without_panicking() {
+    use crate::ops::OpGuard;
+    let first = OpGuard::take(7).expect("free");
+    assert!(OpGuard::take(7).is_none(), "in flight");
+    assert!(OpGuard::take(8).is_some(), "another op");
+    drop(first);
+    assert!(OpGuard::take(7).is_some(), "released");
+}
+
+#[test]
+fn should_find_unsettled_positions_through_the_index_in_batches() {
+    let mut t = T::new();
+    for n in 0..10 {
+        t.delegate(staker(n), op1(), cketh(), 1_000);
+    }
+    // Another operator's pool, never slashed: the sweep never visits it.
+    for n in 0..5 {
+        t.delegate(staker(n), op2(), cketh(), 1_000);
+    }
+    t.ok(Event::UndelegateRequested {
+        staker: P(staker(9)),
+        operator: P(op1()),
+        ledger: P(cketh()),
+        amount: 400,
+    });
+    t.allocate(op1(), "da", cketh(), 10_000);
+    t.advance(DAY_NS);
+    assert!(t.s.unsettled(100).0.is_empty());
+    t.slash("da", op1(), 1_000);
+    assert_eq!(
+        t.s.unsettled_pools.iter().copied().collect::<Vec<_>>(),
+        vec![(op1(), cketh())]
+    );
+    assert_eq!(t.s.pools[&(op1(), cketh())].unsettled, 11);
+    // A staker settles its own position meanwhile: the sweep skips it.
+    t.ok(Event::UndelegateRequested {
+        staker: P(staker(4)),
+        operator: P(op1()),
+        ledger: P(cketh()),
+        amount: 100,
+    });
+    let mut seen = Vec::new();
+    let mut runs = 0;
+    loop {
+        let (d, w) = t.s.unsettled(3);
+        if d.is_empty() && w.is_empty() {
+            break;
+        }
+        assert!(d.len() + w.len() <= 3);
+        for (o, l, s) in d {
+            assert_eq!((o, l), (op1(), cketh()));
+            assert!(!seen.contains(&s), "{s} returned twice");
+            seen.push(s);
+            t.ok(Event::DelegationSettled {
+                operator: P(o),
+                ledger: P(l),
+                staker: P(s),
+            });
+        }
+        for id in w {
+            t.ok(Event::WithdrawalSettled { id });
+        }
+        t.check_pool_sums();
+        runs += 1;
+        assert!(runs < 10);
+    }
+    // 10 delegations less the self-settled one, and both withdrawals, in 4 runs.
+    assert_eq!(seen.len(), 9);
+    assert_eq!(runs, 4);
+    assert!(t.s.unsettled_pools.is_empty());
+    assert_eq!(t.s.pools[&(op1(), cketh())].unsettled, 0);
+    t.check_replay();
+}
+
 #[derive(Clone, Debug)]
 enum Step {
     Delegate(u8, bool, u8, u128),
@@ -984,4 +1366,153 @@ fn should_match_the_checked_in_candid_interface() {
                  (regenerate with UPDATE_CANDID=1 cargo test -p restaking): {e}\n{generated}"
         )
     });
+}
+
+/// Restaking's in-canister check of an equivocation proof accepts and refuses exactly what
+/// the offline verifier `stratros_verify::verify_equivocation` does (both now check each
+/// signature with `stratros_signatures::verify_signature`), with restaking's own messages:
+/// a valid proof for ECDSA, BIP340 and Ed25519 keys; a second header signed by another key;
+/// a forged signature; the same header twice; two heights; another scheme; a malformed key.
+#[test]
+fn should_verify_equivocations_as_stratros_verify_does() {
+    use stratros_confirmation::{
+        BatchHeader, Blob, EquivocationEvidence, Hash32, Scheme, SignedHeader,
+        header_signing_digest,
+    };
+    let node = Principal::from_slice(&[7; 10]);
+    let header = |height: u64, root: u8| BatchHeader {
+        hub: Principal::from_slice(&[1; 10]),
+        height,
+        prev_header_hash: Hash32([0; 32]),
+        merkle_root: Hash32([root; 32]),
+        leaf_count: 1,
+        first_record_id: height,
+        last_record_id: height,
+        start_time_nanos: 1,
+        end_time_nanos: 2,
+        quorum_policy_hash: Hash32([3; 32]),
+    };
+    let secp = ic_secp256k1::PrivateKey::generate_from_seed(b"restaking equivocation test");
+    let other_secp = ic_secp256k1::PrivateKey::generate_from_seed(b"another node");
+    let ed = ic_ed25519::PrivateKey::generate_from_seed(b"restaking equivocation test");
+    let sign = |scheme: Scheme, other: bool, h: &BatchHeader| -> Vec<u8> {
+        let d = header_signing_digest(scheme, &node, h).0;
+        let k = if other { &other_secp } else { &secp };
+        match scheme {
+            Scheme::EcdsaSecp256k1 => k.sign_digest_with_ecdsa(&d).to_vec(),
+            Scheme::SchnorrBip340 => k.sign_message_with_bip340_no_rng(&d).to_vec(),
+            Scheme::SchnorrEd25519 => ed.sign_message(&d).to_vec(),
+            Scheme::Bls12_381 => unreachable!("not generated here"),
+        }
+    };
+    /// What, the evidence, the key, the scheme it is checked under, the expected error prefix.
+    type Case = (
+        &'static str,
+        EquivocationEvidence,
+        Vec<u8>,
+        Scheme,
+        Option<&'static str>,
+    );
+    let schemes = [
+        (
+            Scheme::EcdsaSecp256k1,
+            secp.public_key().serialize_sec1(true),
+        ),
+        (
+            Scheme::SchnorrBip340,
+            secp.public_key().serialize_sec1(true),
+        ),
+        (
+            Scheme::SchnorrEd25519,
+            ed.public_key().serialize_raw().to_vec(),
+        ),
+    ];
+    for (scheme, key) in &schemes {
+        let evidence = |a: BatchHeader, b: BatchHeader, other_second: bool| EquivocationEvidence {
+            node,
+            scheme: *scheme,
+            key_name: "key".into(),
+            first: SignedHeader {
+                signature: Blob(sign(*scheme, false, &a)),
+                header: a,
+            },
+            second: SignedHeader {
+                signature: Blob(sign(*scheme, other_second, &b)),
+                header: b,
+            },
+        };
+        let valid = evidence(header(5, 1), header(5, 2), false);
+        let mut forged = valid.clone();
+        forged.second.signature.0[10] ^= 1;
+        let mut malformed_key = key.clone();
+        malformed_key.pop();
+        let other_scheme = if *scheme == Scheme::SchnorrEd25519 {
+            Scheme::EcdsaSecp256k1
+        } else {
+            Scheme::SchnorrEd25519
+        };
+        let cases: Vec<Case> = vec![
+            ("valid", valid.clone(), key.clone(), *scheme, None),
+            (
+                "second signed by another key",
+                evidence(header(5, 1), header(5, 2), true),
+                key.clone(),
+                *scheme,
+                // Ed25519 has one key here: its "other" signature is the node's own.
+                (*scheme != Scheme::SchnorrEd25519)
+                    .then_some("second signature: invalid signature"),
+            ),
+            (
+                "forged",
+                forged,
+                key.clone(),
+                *scheme,
+                Some("second signature: invalid signature"),
+            ),
+            (
+                "same header",
+                evidence(header(5, 1), header(5, 1), false),
+                key.clone(),
+                *scheme,
+                Some(""),
+            ),
+            (
+                "two heights",
+                evidence(header(5, 1), header(6, 2), false),
+                key.clone(),
+                *scheme,
+                Some(""),
+            ),
+            (
+                "another scheme",
+                valid.clone(),
+                key.clone(),
+                other_scheme,
+                Some("the evidence names"),
+            ),
+            (
+                "malformed key",
+                valid.clone(),
+                malformed_key,
+                *scheme,
+                Some("first signature: malformed public key"),
+            ),
+        ];
+        for (what, ev, key, as_scheme, expected) in cases {
+            let ours = crate::verify::verify_equivocation(&ev, &key, as_scheme);
+            let theirs = stratros_verify::verify_equivocation(&ev, &key, as_scheme);
+            assert_eq!(
+                ours.is_ok(),
+                theirs.is_ok(),
+                "{scheme} {what}: {ours:?} / {theirs:?}"
+            );
+            match expected {
+                None => assert_eq!(ours, Ok(()), "{scheme} {what}"),
+                Some(message) => {
+                    let e = ours.expect_err(what);
+                    assert!(e.starts_with(message), "{scheme} {what}: {e}");
+                }
+            }
+        }
+    }
 }

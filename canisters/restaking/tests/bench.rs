@@ -76,6 +76,8 @@ fn measure(delegators: u64) -> Figures {
             token: s.eth,
             amount: Nat::from(deposit),
             period_seconds: None,
+            created_at_time: None,
+            memo: None,
         })
         .expect("encode"),
     );
@@ -124,10 +126,7 @@ fn measure(delegators: u64) -> Figures {
         );
         settle += n;
         runs += 1;
-        if s.pending_ops() == 0
-            && s.staker(s.users[delegators as usize - 1]).delegations[0].locked
-                == s.staker(s.users[delegators as usize - 1]).delegations[0].amount
-        {
+        if s.pending_ops() == 0 && s.pools_settled() {
             break;
         }
     }

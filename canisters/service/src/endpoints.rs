@@ -2,7 +2,7 @@
 
 use candid::Principal;
 use ic_cdk::api::{data_certificate, trap};
-use ic_cdk::{init, post_upgrade, query, update};
+use ic_cdk::{init, post_upgrade, pre_upgrade, query, update};
 use ic_http_certification::{HttpRequest, HttpResponse};
 
 use crate::runtime::IcRuntime;
@@ -22,6 +22,12 @@ const MAX_PAGE: u64 = 100;
 fn init(arg: Arg) {
     lifecycle::init(&IcRuntime, arg)
         .unwrap_or_else(|e| trap(format!("invalid init argument: {e}")));
+}
+
+/// Refuses the upgrade unless the canister is stopped (see `stratros-upgrade-guard`).
+#[pre_upgrade]
+fn pre_upgrade() {
+    stratros_upgrade_guard::require_stopped();
 }
 
 #[post_upgrade]

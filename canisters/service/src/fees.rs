@@ -40,6 +40,10 @@ pub struct FeeState {
     pub topped_up: u128,
     pub top_up: Option<TopUp>,
     pub last_error: Option<String>,
+    /// When the hub's fee account was last read (none: the fee is not known yet, so the
+    /// service reads it before its first submission). Added after the first release: a cell
+    /// without it decodes as none.
+    pub fee_read_at_nanos: Option<u64>,
 }
 
 impl Default for FeeState {
@@ -52,6 +56,7 @@ impl Default for FeeState {
             topped_up: 0,
             top_up: None,
             last_error: None,
+            fee_read_at_nanos: None,
         }
     }
 }
@@ -76,6 +81,11 @@ impl FeeState {
             top_up_in_progress: self.top_up.as_ref().map(|t| t.amount),
             last_error: self.last_error.clone(),
         }
+    }
+
+    /// Whether the hub's fee is not known yet (it is read before the first submission).
+    pub fn fee_unknown(&self) -> bool {
+        self.fee_read_at_nanos.is_none()
     }
 
     /// Whether the local estimate says the credit is below half its target.
@@ -128,8 +138,10 @@ pub async fn top_up<R: Runtime>(rt: &R, needed: u128) -> bool {
         Ok(a) => a,
         Err(e) => return set_error(format!("cannot read the fee account at the hub: {e}")),
     };
+    let now = rt.time();
     let (target, pending) = mutate_state(|s| {
         s.mutate_fees(|f| {
+            f.fee_read_at_nanos = Some(now);
             f.ledger = account.ledger;
             f.fee_per_record = account.fee_per_record;
             f.hub_credit = account.credit;

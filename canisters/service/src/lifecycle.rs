@@ -80,6 +80,8 @@ pub fn init<R: Runtime>(rt: &R, arg: Arg) -> Result<(), String> {
     }
     mutate_state(|s| s.certify_pages());
     rt.set_certified_data(&read_state(|s| s.certified_root()));
+    // Learn the hub's fee (and top the credit up) right away, before the first submission.
+    rt.schedule_tick(0);
     Ok(())
 }
 

@@ -10,7 +10,7 @@ use stratros_confirmation::merkle::verify_proof;
 use stratros_confirmation::{RecordInput, header_hash, leaf_hash};
 
 use crate::runtime::{CallError, Runtime};
-use crate::state::{mutate_state, read_state, reference};
+use crate::state::{Previous, mutate_state, read_state, reference};
 use crate::storage::StoredRecord;
 use crate::types::{
     AddError, ConfirmedRecord, ReadError, ReceiptRelayError, RecordBody, RecordStatus, RecordView,
@@ -108,11 +108,11 @@ pub async fn add_records<R: Runtime>(
         let hub = s.meta().hub;
         let now = rt.time();
         let first = s.next_id();
-        let mut ids = Vec::with_capacity(bodies.len());
-        for (i, body) in bodies.into_iter().enumerate() {
-            let id = first + i as u64;
-            s.insert(StoredRecord {
-                id,
+        let records: Vec<StoredRecord> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(i, body)| StoredRecord {
+                id: first + i as u64,
                 author: caller,
                 created_at_nanos: now,
                 content_hash: content_hash(&body),
@@ -123,9 +123,10 @@ pub async fn add_records<R: Runtime>(
                     attempts: 0,
                     last_error: None,
                 },
-            });
-            ids.push(id);
-        }
+            })
+            .collect();
+        let ids: Vec<u64> = records.iter().map(|r| r.id).collect();
+        s.insert(records);
         Ok(ids)
     })?;
     // The new records' pages are certified once, after the hub's answer (in the callback),
@@ -134,6 +135,7 @@ pub async fn add_records<R: Runtime>(
     submit_pending(rt, &mut report).await;
     certify(rt);
     reschedule(rt);
+    // Read from the heap: the records the callback just certified.
     Ok(read_state(|s| {
         ids.iter().filter_map(|id| s.view(*id)).collect()
     }))
@@ -166,12 +168,22 @@ fn mark_failed(r: &mut StoredRecord, error: &str) {
 pub async fn submit_pending<R: Runtime>(rt: &R, report: &mut TickReport) {
     let mut topped_up = false;
     loop {
-        let (batch, hub) = mutate_state(|s| {
+        // Taken (in flight) before any `await`: the message that stored them submits them.
+        let (batch, mut hub) = mutate_state(|s| {
             let limit = s.config().max_records_per_call as usize;
             (s.take_pending(limit), s.meta().hub)
         });
         if batch.is_empty() {
             return;
+        }
+        // The hub's fee is learned (and the credit topped up) before a submission, not from
+        // a refusal: a new service's first submission is not refused for lack of credit.
+        if !topped_up && read_state(|s| s.fees().fee_unknown() || s.fees().wants_top_up()) {
+            // If it worked, a refusal (e.g. `credit_records` 0) may still top up what it needs.
+            let worked = crate::fees::top_up(rt, 0).await;
+            certify(rt);
+            topped_up = !worked;
+            hub = read_state(|s| s.meta().hub);
         }
         let inputs: Vec<RecordInput> = batch.iter().map(input).collect();
         let ids: Vec<u64> = batch.iter().map(|r| r.id).collect();
@@ -181,7 +193,7 @@ pub async fn submit_pending<R: Runtime>(rt: &R, report: &mut TickReport) {
             // Records re-read: an upgrade of the hub id or a concurrent update may have happened.
             let mut records: Vec<StoredRecord> =
                 ids.iter().filter_map(|id| s.record(*id)).collect();
-            let previous: Vec<RecordStatus> = records.iter().map(|r| r.status.clone()).collect();
+            let previous: Vec<Previous> = records.iter().map(Previous::of).collect();
             let mut short_of = None;
             let progressed = match result {
                 Ok(Ok(submitted)) if submitted.len() == records.len() => {
@@ -244,9 +256,7 @@ pub async fn submit_pending<R: Runtime>(rt: &R, report: &mut TickReport) {
                     false
                 }
             };
-            for (r, previous) in records.into_iter().zip(previous) {
-                s.update(&previous, r);
-            }
+            s.update(previous.into_iter().zip(records).collect());
             (progressed, short_of)
         });
         certify(rt);
@@ -295,6 +305,7 @@ pub async fn scan_confirmations<R: Runtime>(rt: &R, report: &mut TickReport) {
         mutate_state(|s| {
             let mut next_scan = start;
             let mut all_confirmed_so_far = true;
+            let mut changes = Vec::new();
             for batch in &page.batches {
                 let h = &batch.header;
                 for id in s.local_ids_for_hub_range(h.first_record_id, h.last_record_id) {
@@ -314,8 +325,9 @@ pub async fn scan_confirmations<R: Runtime>(rt: &R, report: &mut TickReport) {
                         if matches!(status, RecordStatus::Confirmed { .. }) {
                             report.newly_confirmed += 1;
                         }
-                        let previous = std::mem::replace(&mut r.status, status);
-                        s.update(&previous, r);
+                        let previous = Previous::of(&r);
+                        r.status = status;
+                        changes.push((previous, r));
                     }
                 }
                 if batch.confirmed_at_nanos.is_some() && all_confirmed_so_far {
@@ -324,6 +336,7 @@ pub async fn scan_confirmations<R: Runtime>(rt: &R, report: &mut TickReport) {
                     all_confirmed_so_far = false;
                 }
             }
+            s.update(changes);
             s.set_scan_height(next_scan);
         });
         certify(rt);
@@ -345,7 +358,10 @@ pub fn certify<R: Runtime>(rt: &R) {
 pub fn reschedule<R: Runtime>(rt: &R) {
     let (work, delay) = read_state(|s| {
         (
-            s.has_pending() || s.has_unconfirmed() || s.fees().top_up.is_some(),
+            s.has_pending()
+                || s.has_unconfirmed()
+                || s.fees().top_up.is_some()
+                || s.fees().fee_unknown(),
             s.config().retry_seconds,
         )
     });
@@ -358,7 +374,8 @@ pub fn reschedule<R: Runtime>(rt: &R) {
 /// the hub for confirmations.
 pub async fn tick<R: Runtime>(rt: &R) -> TickReport {
     let mut report = TickReport::default();
-    if read_state(|s| s.fees().wants_top_up()) {
+    // With records pending, `submit_pending` tops up first; without, it is done here.
+    if read_state(|s| !s.has_pending() && (s.fees().fee_unknown() || s.fees().wants_top_up())) {
         crate::fees::top_up(rt, 0).await;
         certify(rt);
     }

@@ -1,15 +1,15 @@
 //! The service's state and the one way to reach it.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use candid::Principal;
 
 use crate::fees::FeeState;
 use crate::http::CertifiedPages;
 use crate::storage::{
-    self, Counts, CountsCell, FeesCell, HubIdMap, Meta, MetaCell, OpenSet, PendingSet, RecordMap,
-    StoredFees, StoredMeta, StoredRecord,
+    self, Counts, CountsCell, EncodedRecord, FeesCell, HubIdMap, Meta, MetaCell, OpenSet,
+    PendingSet, RecordMap, StoredFees, StoredMeta, StoredRecord,
 };
 use crate::types::{Config, RecordStatus, RecordView, ServiceStatus};
 
@@ -26,9 +26,17 @@ pub struct State {
     fees: FeeState,
     /// Certified HTTP responses (heap; rebuilt after an upgrade).
     pages: CertifiedPages,
-    /// Records whose page is not re-certified yet, and whether the status pages are stale:
-    /// pages are certified once per message ([`State::certify_pages`]), not once per change.
-    dirty_records: BTreeSet<u64>,
+    /// Records written since their page was last certified, as written (heap), and whether
+    /// the status pages are stale: pages are certified once per message
+    /// ([`State::certify_pages`]), not once per change. Every write goes through
+    /// [`State::insert`] or [`State::update`], so the copies here are never stale: reads
+    /// ([`State::record`], [`State::take_pending`]) use them before decoding stable memory,
+    /// and a record written before a call is not decoded again in its callback.
+    dirty: BTreeMap<u64, StoredRecord>,
+    /// The records the last [`State::certify_pages`] certified, as written: still read from
+    /// the heap (the reply of `add_records` shows them) until the next certification. Never
+    /// stale either: a later write goes to `dirty`, which is read first.
+    recent: BTreeMap<u64, StoredRecord>,
     status_dirty: bool,
     /// Records in a `submit` call right now (heap only: after an upgrade their calls can no
     /// longer record anything, and a retry is deduplicated by the hub).
@@ -84,7 +92,8 @@ impl State {
             fees_cell,
             fees,
             pages: CertifiedPages::default(),
-            dirty_records: BTreeSet::new(),
+            dirty: BTreeMap::new(),
+            recent: BTreeMap::new(),
             status_dirty: true,
             in_flight: BTreeSet::new(),
             scanning: false,
@@ -92,7 +101,11 @@ impl State {
         if !state.counts.valid {
             state.rebuild_counts();
         }
-        let views: Vec<RecordView> = state.records.iter().map(|e| view(&e.value())).collect();
+        let views: Vec<RecordView> = state
+            .records
+            .iter()
+            .map(|e| view(&e.value().decode()))
+            .collect();
         for v in &views {
             state.pages.put_record(v);
         }
@@ -111,7 +124,7 @@ impl State {
         let open: Vec<(u64, RecordStatus)> = self
             .open
             .keys()
-            .filter_map(|id| self.records.get(&id).map(|r| (id, r.status)))
+            .filter_map(|id| self.records.get(&id).map(|r| (id, r.decode().status)))
             .collect();
         for (id, status) in open {
             match status {
@@ -211,18 +224,29 @@ impl State {
         self.counts.next_id
     }
 
+    /// A record written in this message (or certified by its last certification), if any.
+    fn cached(&self, id: u64) -> Option<&StoredRecord> {
+        self.dirty.get(&id).or_else(|| self.recent.get(&id))
+    }
+
     pub fn record(&self, id: u64) -> Option<StoredRecord> {
-        self.records.get(&id)
+        match self.cached(id) {
+            Some(r) => Some(r.clone()),
+            None => self.records.get(&id).map(EncodedRecord::decode),
+        }
     }
 
     pub fn view(&self, id: u64) -> Option<RecordView> {
-        self.records.get(&id).map(|r| view(&r))
+        match self.cached(id) {
+            Some(r) => Some(view(r)),
+            None => self.records.get(&id).map(|r| view(&r.decode())),
+        }
     }
 
     pub fn views(&self, start: u64, end: u64) -> Vec<RecordView> {
         self.records
             .range(start..end)
-            .map(|e| view(&e.value()))
+            .map(|e| view(&e.value().decode()))
             .collect()
     }
 
@@ -230,61 +254,77 @@ impl State {
         self.records.len()
     }
 
-    /// Stores a new record with status `Pending` (its page is certified with the message's
-    /// other changes).
-    pub fn insert(&mut self, record: StoredRecord) {
-        let id = record.id;
-        assert!(
-            id == self.counts.next_id && matches!(record.status, RecordStatus::Pending { .. }),
-            "BUG: record {id} is not the next pending record"
-        );
-        self.records.insert(id, record);
-        self.open.insert(id, ());
-        self.pending.insert(id, ());
-        self.counts.next_id += 1;
-        self.counts.pending += 1;
+    /// Stores new records with status `Pending`, with consecutive ids from [`State::next_id`]
+    /// (their pages are certified with the message's other changes).
+    pub fn insert(&mut self, records: Vec<StoredRecord>) {
+        for record in records {
+            let id = record.id;
+            assert!(
+                id == self.counts.next_id && matches!(record.status, RecordStatus::Pending { .. }),
+                "BUG: record {id} is not the next pending record"
+            );
+            self.records
+                .insert(id, EncodedRecord::encode(record.clone()));
+            self.pending.insert(id, ());
+            self.counts.next_id += 1;
+            self.counts.pending += 1;
+            self.dirty.insert(id, record);
+        }
         self.counts_cell.set(self.counts);
-        self.dirty_records.insert(id);
         self.status_dirty = true;
     }
 
-    /// Writes a changed record back (status, hub id); `previous` is the status it had.
-    pub fn update(&mut self, previous: &RecordStatus, record: StoredRecord) {
-        let id = record.id;
-        if let Some(hub_id) = record.hub_record_id {
-            self.hub_ids.insert(hub_id, id);
+    /// Writes changed records back (status, hub id), each with what it was before.
+    pub fn update(&mut self, changes: Vec<(Previous, StoredRecord)>) {
+        let mut counts_changed = false;
+        for (previous, record) in changes {
+            counts_changed |= self.update_one(&previous, record);
         }
-        if std::mem::discriminant(previous) != std::mem::discriminant(&record.status) {
-            if let Some(c) = self.count_mut(previous) {
-                *c = c.saturating_sub(1);
-            }
-            if let Some(c) = self.count_mut(&record.status) {
-                *c += 1;
-            }
+        if counts_changed {
             self.counts_cell.set(self.counts);
             self.status_dirty = true;
         }
-        if matches!(record.status, RecordStatus::Pending { .. }) {
-            self.pending.insert(id, ());
-        } else {
-            self.pending.remove(&id);
+    }
+
+    /// Writes one record back; returns whether the counts changed. Sets and maps are only
+    /// written when the record enters or leaves them.
+    fn update_one(&mut self, previous: &Previous, record: StoredRecord) -> bool {
+        let id = record.id;
+        if let Some(hub_id) = record.hub_record_id
+            && previous.hub_record_id != Some(hub_id)
+        {
+            self.hub_ids.insert(hub_id, id);
         }
-        match record.status {
-            RecordStatus::Refused { .. } => {
-                if self.open.remove(&id).is_some() {
-                    self.meta.refused += 1;
-                    self.meta_cell.set(StoredMeta(Some(self.meta.clone())));
-                }
+        let previous = &previous.status;
+        let status = &record.status;
+        let counts_changed = std::mem::discriminant(previous) != std::mem::discriminant(status);
+        if counts_changed {
+            if let Some(c) = self.count_mut(previous) {
+                *c = c.saturating_sub(1);
             }
-            RecordStatus::Confirmed { .. } => {
-                self.open.remove(&id);
-            }
-            _ => {
-                self.open.insert(id, ());
+            if let Some(c) = self.count_mut(status) {
+                *c += 1;
             }
         }
-        self.records.insert(id, record);
-        self.dirty_records.insert(id);
+        let was_pending = matches!(previous, RecordStatus::Pending { .. });
+        match (was_pending, matches!(status, RecordStatus::Pending { .. })) {
+            (false, true) => {
+                self.pending.insert(id, ());
+            }
+            (true, false) => {
+                self.pending.remove(&id);
+            }
+            _ => {}
+        }
+        let refused = |s: &RecordStatus| matches!(s, RecordStatus::Refused { .. });
+        if refused(status) && !refused(previous) {
+            self.meta.refused += 1;
+            self.meta_cell.set(StoredMeta(Some(self.meta.clone())));
+        }
+        self.records
+            .insert(id, EncodedRecord::encode(record.clone()));
+        self.dirty.insert(id, record);
+        counts_changed
     }
 
     /// Pending records not in a call, oldest first, at most `limit`.
@@ -298,8 +338,7 @@ impl State {
         let out: Vec<StoredRecord> = ids
             .iter()
             .map(|id| {
-                self.records
-                    .get(id)
+                self.record(*id)
                     .unwrap_or_else(|| panic!("BUG: pending record {id} is missing"))
             })
             .collect();
@@ -373,10 +412,11 @@ impl State {
     /// the end of every message that changes records (before its `await`, in its callback):
     /// a record changed twice in one message is certified once.
     pub fn certify_pages(&mut self) -> bool {
-        let changed = self.status_dirty || !self.dirty_records.is_empty();
-        for id in std::mem::take(&mut self.dirty_records) {
-            if let Some(r) = self.records.get(&id) {
-                self.pages.put_record(&view(&r));
+        let changed = self.status_dirty || !self.dirty.is_empty();
+        if !self.dirty.is_empty() {
+            self.recent = std::mem::take(&mut self.dirty);
+            for r in self.recent.values() {
+                self.pages.put_record(&view(r));
             }
         }
         if self.status_dirty {
@@ -393,6 +433,22 @@ impl State {
 
     pub fn certified_root(&self) -> [u8; 32] {
         self.pages.root_hash()
+    }
+}
+
+/// What a record was before a change: [`State::update`] writes only the indexes it changes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Previous {
+    pub status: RecordStatus,
+    pub hub_record_id: Option<u64>,
+}
+
+impl Previous {
+    pub fn of(r: &StoredRecord) -> Previous {
+        Previous {
+            status: r.status.clone(),
+            hub_record_id: r.hub_record_id,
+        }
     }
 }
 

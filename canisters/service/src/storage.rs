@@ -5,7 +5,7 @@
 //! ```text
 //! MemoryId 0  META_MEMORY     StableCell<StoredMeta>            owner, writers, hub, config, scan height
 //! MemoryId 1  RECORDS_MEMORY  StableBTreeMap<u64, StoredRecord>  every record, by local id
-//! MemoryId 2  OPEN_MEMORY     StableBTreeMap<u64, ()>            local ids not yet confirmed or refused
+//! MemoryId 2  OPEN_MEMORY     StableBTreeMap<u64, ()>            local ids not yet confirmed or refused (frozen, see below)
 //! MemoryId 3  HUB_IDS_MEMORY  StableBTreeMap<u64, u64>           hub record id -> local id
 //! MemoryId 4  PENDING_MEMORY  StableBTreeMap<u64, ()>            local ids with status Pending (to submit)
 //! MemoryId 5  COUNTS_MEMORY   StableCell<Counts>                 next id and records per status (fixed layout)
@@ -37,7 +37,10 @@ pub type Memory = VirtualMemory<DefaultMemoryImpl>;
 const META_MEMORY: MemoryId = MemoryId::new(0);
 /// The records, by local id. Never renumber.
 const RECORDS_MEMORY: MemoryId = MemoryId::new(1);
-/// Local ids of records still on their way (pending, submitted, sealed). Never renumber.
+/// Local ids of records still on their way (pending, submitted, sealed), as releases before
+/// the counts cell kept it: read only by the one-time rebuild of the counts after an upgrade
+/// from such a release. Not written any more (the counts and the pending set replace it; it
+/// cost a stable write per record). Never renumber.
 const OPEN_MEMORY: MemoryId = MemoryId::new(2);
 /// Hub record id -> local id. Never renumber.
 const HUB_IDS_MEMORY: MemoryId = MemoryId::new(3);
@@ -142,8 +145,41 @@ impl Storable for StoredRecord {
     const BOUND: Bound = Bound::Unbounded;
 }
 
+/// A [`StoredRecord`]'s stable bytes, decoded only when read ([`EncodedRecord::decode`]).
+/// The same bytes as before: the layout of the records map does not change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodedRecord(Vec<u8>);
+
+impl EncodedRecord {
+    pub fn encode(record: StoredRecord) -> EncodedRecord {
+        EncodedRecord(record.into_bytes())
+    }
+
+    pub fn decode(self) -> StoredRecord {
+        StoredRecord::from_bytes(Cow::Owned(self.0))
+    }
+}
+
+impl Storable for EncodedRecord {
+    fn to_bytes(&self) -> Cow<'_, [u8]> {
+        Cow::Borrowed(&self.0)
+    }
+
+    fn into_bytes(self) -> Vec<u8> {
+        self.0
+    }
+
+    fn from_bytes(bytes: Cow<[u8]>) -> Self {
+        EncodedRecord(bytes.into_owned())
+    }
+
+    const BOUND: Bound = Bound::Unbounded;
+}
+
 pub type MetaCell = StableCell<StoredMeta, Memory>;
-pub type RecordMap = StableBTreeMap<u64, StoredRecord, Memory>;
+/// Records are kept encoded in the map: `insert` hands back the previous value, and decoding
+/// it (~0.1 M instructions) only to drop it cost as much as writing the record.
+pub type RecordMap = StableBTreeMap<u64, EncodedRecord, Memory>;
 pub type OpenSet = StableBTreeMap<u64, (), Memory>;
 pub type HubIdMap = StableBTreeMap<u64, u64, Memory>;
 pub type PendingSet = StableBTreeMap<u64, (), Memory>;

@@ -281,6 +281,7 @@ impl Runtime for Stub {
             deposited: 0,
             charged: 0,
             records_charged: 0,
+            withdrawn: 0,
         })
     }
     async fn hub_deposit_fees(
@@ -730,4 +731,93 @@ fn should_keep_records_pending_without_fee_credit_and_submit_them_after_funding(
         (fees.topped_up, fees.hub_credit, fees.last_error),
         (3_000, 2_994, None)
     );
+}
+
+#[test]
+fn should_certify_every_page_as_ic_http_certification_does() {
+    use ic_http_certification::{
+        CERTIFICATE_EXPRESSION_HEADER_NAME, DefaultCelBuilder, DefaultResponseCertification,
+        HttpCertification, HttpCertificationPath, HttpCertificationTree,
+        HttpCertificationTreeEntry,
+    };
+    let rt = install();
+    block_on(records::add_records(&rt, vec![model(1), inference(2)])).expect("add");
+    rt.seal(true);
+    block_on(records::tick(&rt));
+    block_on(records::add_records(&rt, vec![model(3)])).expect("add");
+    // The pages' certifications (computed from cached header hashes) equal the library's
+    // own, computed from each served response: the trees have the same root.
+    let cel = DefaultCelBuilder::response_only_certification()
+        .with_response_certification(DefaultResponseCertification::response_header_exclusions(
+            vec![],
+        ))
+        .build();
+    let mut tree = HttpCertificationTree::default();
+    read_state(|s| {
+        let mut paths: Vec<(HttpCertificationPath, String)> = ["/", "/status"]
+            .iter()
+            .map(|p| (HttpCertificationPath::exact(*p), p.to_string()))
+            .collect();
+        for id in 0..3 {
+            let url = format!("/records/{id}");
+            paths.push((HttpCertificationPath::exact(url.clone()), url));
+        }
+        paths.push((HttpCertificationPath::wildcard(""), "/no/such/page".into()));
+        for (path, url) in paths {
+            let response = s.pages().serve(&url, None);
+            assert!(
+                response
+                    .headers()
+                    .iter()
+                    .any(|(k, v)| k == CERTIFICATE_EXPRESSION_HEADER_NAME && *v == cel.to_string())
+            );
+            let certification =
+                HttpCertification::response_only(&cel, &response, None).expect("certify");
+            tree.insert(&HttpCertificationTreeEntry::new(path, certification));
+        }
+        assert_eq!(tree.root_hash(), s.certified_root());
+    });
+    assert_eq!(rt.certified.get(), tree.root_hash());
+}
+
+#[test]
+fn should_learn_the_fee_and_top_up_before_the_first_submission() {
+    let rt = install();
+    assert_eq!(
+        rt.scheduled.get(),
+        Some(0),
+        "init reads the hub's fee at once"
+    );
+    {
+        let mut hub = rt.hub.borrow_mut();
+        hub.fee = 3;
+        hub.balance = 10_000;
+    }
+    // The init's timer: the fee is learned and the credit topped up, no record yet.
+    block_on(records::tick(&rt));
+    let fees = read_state(|s| s.status().fees);
+    assert_eq!(
+        (fees.fee_per_record, fees.ledger, fees.topped_up),
+        (3, Some(fee_ledger()), 3_000)
+    );
+    // The first submission goes through at once: never refused for lack of credit.
+    let views = block_on(records::add_records(&rt, vec![model(1), model(2)])).expect("add");
+    assert!(views.iter().all(|v| v.status == RecordStatus::Submitted));
+    assert_eq!(rt.hub.borrow().submit_calls, 1);
+    assert_eq!(rt.hub.borrow().credit, 3_000 - 6);
+}
+
+#[test]
+fn should_top_up_before_submitting_when_the_fee_is_not_known_yet() {
+    let rt = install();
+    {
+        let mut hub = rt.hub.borrow_mut();
+        hub.fee = 3;
+        hub.balance = 10_000;
+    }
+    // `add_records` before the init's timer ran: it reads the fee and tops up first.
+    let views = block_on(records::add_records(&rt, vec![model(1)])).expect("add");
+    assert_eq!(views[0].status, RecordStatus::Submitted);
+    assert_eq!(rt.hub.borrow().submit_calls, 1);
+    assert_eq!(read_state(|s| s.status().fees.topped_up), 3_000);
 }

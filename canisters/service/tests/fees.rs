@@ -437,6 +437,15 @@ fn should_charge_records_keep_unpaid_ones_pending_and_forward_fees_to_restaking(
         let ic = ic.as_ref();
         let net = deploy(ic);
 
+        // The service reads the hub's fee at install (its init arms the timer at once), before
+        // any record: it does not wait for a refused submission to learn it.
+        ic.advance_and_settle(Duration::from_secs(1));
+        let s = status(ic, net.service);
+        assert_eq!(
+            (s.fees.fee_per_record, s.fees.ledger),
+            (FEE_PER_RECORD, Some(net.ledger))
+        );
+
         // The service's ledger account is empty: the hub refuses for lack of credit, the
         // top-up fails, the records stay pending with the reason.
         let views: Result<Vec<RecordView>, Refusal> = ok(

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use candid::{Nat, Principal};
 use ic_cdk::api::{data_certificate, trap};
-use ic_cdk::{init, post_upgrade, query, update};
+use ic_cdk::{init, post_upgrade, pre_upgrade, query, update};
 use icrc_ledger_types::icrc1::account::Account;
 use serde_bytes::ByteBuf;
 use stratros_staking_api::{
@@ -69,6 +69,12 @@ fn init(arg: Arg) {
         .unwrap_or_else(|e| trap(format!("invalid init argument: {e}")));
     warm_codec();
     arm_timers();
+}
+
+/// Refuses the upgrade unless the canister is stopped (see `stratros-upgrade-guard`).
+#[pre_upgrade]
+fn pre_upgrade() {
+    stratros_upgrade_guard::require_stopped();
 }
 
 #[post_upgrade]

@@ -81,8 +81,13 @@ impl Drop for OwnerGuard {
 struct OpGuard(u64);
 
 impl OpGuard {
+    /// `None` when the op is already in flight. The guard is built only when taken: one built
+    /// eagerly (`then_some`) and refused would be dropped inside the borrow, and its `Drop`
+    /// would borrow again (a trap), or else clear the holder's mark.
     fn new(id: u64) -> Option<Self> {
-        BUSY_OPS.with_borrow_mut(|b| b.insert(id).then_some(OpGuard(id)))
+        BUSY_OPS
+            .with_borrow_mut(|b| b.insert(id))
+            .then(|| OpGuard(id))
     }
 }
 
@@ -95,8 +100,10 @@ impl Drop for OpGuard {
 struct ReconcileGuard;
 
 impl ReconcileGuard {
+    /// `None` while a reconciliation runs (built only when taken, as [`OpGuard::new`]).
     fn new() -> Option<Self> {
-        RECONCILING.with_borrow_mut(|r| (!std::mem::replace(r, true)).then_some(ReconcileGuard))
+        let was_running = RECONCILING.with_borrow_mut(|r| std::mem::replace(r, true));
+        (!was_running).then(|| ReconcileGuard)
     }
 }
 
@@ -942,5 +949,25 @@ pub fn asset_view(s: &State, ledger: Principal) -> AssetView {
         total_weight: Nat::from(a.map_or(0, |a| a.weight)),
         reward_undistributed: Nat::from(a.map_or(0, |a| a.pool.undistributed)),
         reward_period_end: a.map_or(0, |a| a.pool.end),
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn should_refuse_a_second_guard_and_keep_the_first_holders_mark() {
+        let first = OpGuard::new(7).expect("free");
+        assert!(OpGuard::new(7).is_none(), "in flight");
+        assert!(BUSY_OPS.with_borrow(|b| b.contains(&7)), "still marked");
+        drop(first);
+        assert!(OpGuard::new(7).is_some(), "free again");
+
+        let running = ReconcileGuard::new().expect("free");
+        assert!(ReconcileGuard::new().is_none(), "running");
+        assert!(RECONCILING.with_borrow(|r| *r), "still marked");
+        drop(running);
+        assert!(ReconcileGuard::new().is_some(), "free again");
     }
 }

@@ -8,6 +8,8 @@
 mod confirmation;
 mod confirmation_node;
 mod emulator;
+mod restaking;
+mod services;
 mod staking;
 
 use crate::wasm::WasmDir;
@@ -69,6 +71,18 @@ pub fn registry() -> Vec<Entry> {
             name: "staking/stake_unstake_claim",
             issue: 4,
             run: staking::staking,
+            default: true,
+        },
+        Entry {
+            name: "restaking/delegate_allocate_claim_slash",
+            issue: 5,
+            run: restaking::restaking,
+            default: true,
+        },
+        Entry {
+            name: "registry_service/create_add_records_http",
+            issue: 6,
+            run: services::services,
             default: true,
         },
         Entry {

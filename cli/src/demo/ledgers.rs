@@ -23,6 +23,11 @@ pub fn user(name: &str) -> Principal {
     Principal::self_authenticating(format!("stratros demo user {name}"))
 }
 
+/// The names of the demo's users.
+pub fn user_names() -> [&'static str; 2] {
+    ["alice", "bob"]
+}
+
 /// The minting account of every fixture ledger.
 pub fn minter() -> Principal {
     Principal::self_authenticating(b"stratros demo minter")

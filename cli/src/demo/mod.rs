@@ -5,14 +5,16 @@
 //! `PENDING` (visible, never counted as passed). The run stops at the first failed step; the
 //! steps after it are reported as `SKIPPED`. Exit 0 only if every check of every step held.
 //!
-//! To add a step (restaking, registry, services): write
+//! To add a step: write
 //! `fn my_step(demo: &mut Demo) -> Result<Vec<Check>>` in a module here, deploy with
 //! [`Demo::deploy`] so the canister appears in the summary, and put it in [`steps`].
 
 mod ledgers;
 mod nodes;
 mod receipts;
+mod registry;
 mod restaking;
+mod services;
 mod staking;
 mod upgrades;
 
@@ -80,8 +82,8 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "hub",
-            what: "deploy the confirmation hub; authorize two submitters (standing for Service 1 \
-                   and Service 2 until the registry exists)",
+            what: "deploy the confirmation hub (no submitter yet: the registry authorizes the \
+                   services it creates)",
             run: Some(receipts::deploy_hub),
         },
         Step {
@@ -111,26 +113,34 @@ pub fn steps() -> Vec<Step> {
         },
         Step {
             name: "registry",
-            what: "deploy the registry; it creates Service 1 and Service 2 on two subnets",
-            run: None,
+            what: "deploy the registry (the hub's registrar); the hub charges a ckBTC fee per \
+                   record, forwarded to restaking; the service module is uploaded in chunks; the \
+                   registry creates Service 1 (own subnet) and Service 2 (fiduciary subnet, \
+                   through the CMC) and authorizes them at the hub; the owner funds them and \
+                   each buys hub credit (deposit_fees) with its first record",
+            run: Some(registry::run),
         },
         Step {
             name: "records_and_receipts",
-            what: "two services submit records; batches sealed by size and by age, confirmed by \
-                   all four schemes; receipts fetched, written and verified offline",
+            what: "Service 1 and Service 2 submit records through their API; batches sealed by \
+                   size and by age, confirmed by all four schemes; receipts fetched, written and \
+                   verified offline (also relayed by a service); fees charged per record and \
+                   forwarded to restaking; a service answers plain HTTP with certified responses",
             run: Some(receipts::run),
         },
         Step {
             name: "slashing_and_rewards",
             what: "a node equivocates and is slashed by proof (anyone reports it; a forged or \
                    reused proof is refused); a DA slash vetoed, another executed after its veto \
-                   window; AVS rewards deposited and claimed by delegators and operators",
+                   window; AVS rewards (the services' fees forwarded by the hub plus a treasury \
+                   deposit) claimed by delegators and operators",
             run: Some(restaking::slashing_and_rewards),
         },
         Step {
             name: "upgrades",
-            what: "upgrade every ledger, node, the hub and staking; check balances, logs, \
-                   receipts and positions afterwards",
+            what: "upgrade every ledger, node, the hub, staking, restaking, the registry, and \
+                   both services (a rolling upgrade by the registry); check balances, logs, \
+                   records, receipts, fees and positions afterwards",
             run: Some(upgrades::run),
         },
     ]
@@ -161,6 +171,13 @@ pub struct Demo {
     pub staking: Option<Principal>,
     /// The restaking canister.
     pub restaking: Option<Principal>,
+    /// The registry.
+    pub registry: Option<Principal>,
+    /// Service 1 and Service 2, created by the registry.
+    pub services: Vec<Principal>,
+    /// What the hub forwarded to restaking as confirmation-AVS rewards (the services' fees
+    /// minus ledger fees).
+    pub fees_forwarded: u128,
     pub receipts: Vec<PathBuf>,
     /// The ledgers deployed and what they were initialised with (checked again after upgrade).
     pub ledgers: Vec<ledgers::Ledger>,
@@ -178,6 +195,9 @@ impl Demo {
             nodes: Vec::new(),
             staking: None,
             restaking: None,
+            registry: None,
+            services: Vec::new(),
+            fees_forwarded: 0,
             receipts: Vec::new(),
             ledgers: Vec::new(),
         }
@@ -201,6 +221,19 @@ impl Demo {
             subnet,
         });
         Ok(id)
+    }
+
+    /// Who holds fee tokens besides the stakers: the hub (the services' unspent credit), the
+    /// services (their ledger accounts) and their owner.
+    pub fn fee_holders(&self) -> Vec<Principal> {
+        if self.services.is_empty() {
+            return Vec::new();
+        }
+        self.hub
+            .into_iter()
+            .chain(self.services.iter().copied())
+            .chain([services::owner()])
+            .collect()
     }
 
     pub fn canister(&self, name: &str) -> Option<&Deployed> {
@@ -342,10 +375,26 @@ fn print_summary(demo: &Demo, reports: &[StepReport], out: &mut impl Write) -> R
         )?;
     }
     writeln!(out, "\nCanisters")?;
-    writeln!(out, "{:<28} {:<30} {:<20}", "name", "id", "wasm")?;
-    writeln!(out, "{}", "-".repeat(80))?;
+    writeln!(
+        out,
+        "{:<26} {:<28} {:<18} {:<12}",
+        "name", "id", "wasm", "subnet"
+    )?;
+    writeln!(out, "{}", "-".repeat(86))?;
+    let subnets = demo.emu.subnets();
     for c in &demo.canisters {
-        writeln!(out, "{:<28} {:<30} {:<20}", c.name, c.id.to_text(), c.wasm)?;
+        let subnet = subnets
+            .iter()
+            .find(|s| s.id == c.subnet)
+            .map_or_else(|| c.subnet.to_text(), |s| format!("{:?}", s.kind));
+        writeln!(
+            out,
+            "{:<26} {:<28} {:<18} {:<12}",
+            c.name,
+            c.id.to_text(),
+            c.wasm,
+            subnet.to_lowercase()
+        )?;
     }
     Ok(())
 }

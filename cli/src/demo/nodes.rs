@@ -42,8 +42,8 @@ pub fn run(demo: &mut Demo) -> Result<Vec<Check>> {
             .map_err(anyhow::Error::msg)?;
         checks.push(Check::eq(
             format!("{} scheme, key, hub", node_name(scheme)),
-            (info.scheme, info.key_name.clone(), info.hub),
-            (scheme, LOCAL_KEY_NAME.to_string(), hub),
+            (info.scheme, info.key_name.clone(), info.hub.to_text()),
+            (scheme, LOCAL_KEY_NAME.to_string(), hub.to_text()),
         ));
         checks.push(Check::new(
             format!(

@@ -688,7 +688,7 @@ pub fn slashing_and_rewards(demo: &mut Demo) -> Result<Vec<Check>> {
 
     // The ledgers' expected state from now on (checked again after their upgrade): every
     // holder, now that slashes burned tokens and rewards reached operators.
-    let holders = [
+    let mut holders = vec![
         user("alice"),
         user("bob"),
         demo.staking.context("no staking")?,
@@ -696,9 +696,10 @@ pub fn slashing_and_rewards(demo: &mut Demo) -> Result<Vec<Check>> {
         alpha,
         beta,
     ];
+    holders.extend(demo.fee_holders());
     for l in [btc, eth] {
         let mut balances = Vec::new();
-        for owner in holders {
+        for owner in holders.iter().copied() {
             balances.push((
                 icrc_ledger_types::icrc1::account::Account::from(owner),
                 nat(balance(demo, l.id, owner)?),
@@ -739,14 +740,18 @@ fn rewards(demo: &mut Demo, btc: &Ledger) -> Result<Vec<Check>> {
             token: btc.id,
             amount: nat(TREASURY_REWARDS),
             period_seconds: None,
+            created_at_time: None,
+            memo: None,
         },),
     )?;
     ok("deposit_rewards", r)?;
     let conf = avs(demo, CONFIRMATION_AVS)?;
+    // Deposited: the services' fees the hub forwarded, and the treasury's deposit.
+    let total = TREASURY_REWARDS + demo.fees_forwarded;
     checks.push(Check::eq(
-        "the confirmation AVS's rewards deposited",
+        "the confirmation AVS's rewards deposited: the services' fees (forwarded by the hub) and the treasury's",
         amount_of(&conf.rewards_deposited, btc.id)?,
-        TREASURY_REWARDS,
+        total,
     ));
     // Rewards may stream over a period: let it pass.
     demo.emu.advance_time(30 * DAY);
@@ -787,9 +792,12 @@ fn rewards(demo: &mut Demo, btc: &Ledger) -> Result<Vec<Check>> {
         ));
     }
     checks.push(Check::new(
-        "the rewards paid out are the deposit, up to rounding dust kept by the protocol",
-        paid <= TREASURY_REWARDS && paid + 100 >= TREASURY_REWARDS,
-        format!("{paid} of {TREASURY_REWARDS}"),
+        "the rewards paid out are the deposits (fee-funded included), up to rounding dust kept by the protocol",
+        paid <= total && paid + 100 >= total,
+        format!(
+            "{paid} of {total} ({} from the services' fees)",
+            demo.fees_forwarded
+        ),
     ));
     bail_if_pending(demo)?;
     Ok(checks)

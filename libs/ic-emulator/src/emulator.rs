@@ -485,6 +485,14 @@ impl Emulator {
         )
     }
 
+    /// Upgrades `canister` by the procedure production uses (the NNS root's, and what
+    /// Stratros canisters require in `pre_upgrade`): a running canister is stopped first, so
+    /// its outstanding calls finish or time out, then `install_code` in upgrade mode, then it
+    /// is started again, also when the upgrade failed. A stopped canister stays stopped.
+    ///
+    /// [`Emulator::install_code`] with [`InstallMode::Upgrade`] is the bare management call: on
+    /// a running canister, responses to calls made before it reach the new module, whose
+    /// callbacks then run with the old module's table indices and heap pointers, as on the IC.
     pub fn upgrade_canister(
         &mut self,
         canister: Principal,
@@ -492,13 +500,21 @@ impl Emulator {
         arg: Vec<u8>,
         sender: Option<Principal>,
     ) -> Result<(), RejectResponse> {
-        self.install_code(
+        let was_running = self.canister(canister)?.status != CanisterRunStatus::Stopped;
+        if was_running {
+            self.stop_canister(canister, sender)?;
+        }
+        let installed = self.install_code(
             sender.unwrap_or(Principal::anonymous()),
             canister,
             wasm,
             arg,
             InstallMode::Upgrade,
-        )
+        );
+        if was_running {
+            self.start_canister(canister, sender)?;
+        }
+        installed
     }
 
     pub fn reinstall_canister(
@@ -927,9 +943,9 @@ impl Emulator {
 
     // ----- fault injection ------------------------------------------------------------
 
-    /// Holds every message addressed to `canister` in its queue until
-    /// [`Emulator::release_messages`]: lets tests make bounded-wait calls time
-    /// out, or upgrade a canister in the middle of a flow.
+    /// Holds the requests addressed to `canister` in the queue until
+    /// [`Emulator::release_messages`] (responses to its own calls still arrive): lets tests
+    /// make bounded-wait calls to it time out.
     pub fn hold_messages(&mut self, canister: Principal) {
         self.held.insert(canister);
     }
@@ -1090,7 +1106,13 @@ impl Emulator {
                 }
             }
             if !self.tick() {
-                // Nothing can make progress without time passing.
+                // Nothing runs until time passes. On the IC it passes by itself: a bounded-wait
+                // call the awaited message depends on (say, a `stop_canister` waiting for a
+                // call to a held canister) times out. Jump to the earliest such deadline.
+                if let Some(deadline) = self.next_callback_deadline() {
+                    self.time = self.time.max(deadline);
+                    continue;
+                }
                 return Err(RejectResponse::system(
                     ErrorCode::IngressMessageTimeout,
                     format!(
@@ -1538,12 +1560,33 @@ impl Emulator {
         !due.is_empty()
     }
 
+    /// The earliest deadline of a bounded-wait call that has not timed out yet.
+    fn next_callback_deadline(&self) -> Option<u64> {
+        self.callbacks
+            .values()
+            .filter(|cb| !cb.timed_out)
+            .filter_map(|cb| cb.deadline)
+            .min()
+    }
+
     fn expire_callbacks(&mut self) -> bool {
         let now = self.time;
+        // A response already queued arrived before the deadline: it is the answer, not the
+        // timeout (on the IC exactly one of the two reaches the callback).
+        let answered: BTreeSet<u64> = self
+            .queue
+            .iter()
+            .filter_map(|e| match e.msg {
+                Msg::Response { callback, .. } => Some(callback),
+                _ => None,
+            })
+            .collect();
         let expired: Vec<u64> = self
             .callbacks
             .iter()
-            .filter(|(_, cb)| !cb.timed_out && cb.deadline.is_some_and(|d| d <= now))
+            .filter(|(id, cb)| {
+                !cb.timed_out && cb.deadline.is_some_and(|d| d <= now) && !answered.contains(id)
+            })
             .map(|(id, _)| *id)
             .collect();
         for id in &expired {
@@ -1775,8 +1818,8 @@ impl Emulator {
         };
         let is_timeout = matches!(&result, Err((RejectCode::SysUnknown, _))) && cb.timed_out;
         if cb.timed_out && !is_timeout {
-            // A late response after the timeout: dropped, as on the IC.
-            self.callbacks.remove(&callback);
+            // A late response after the timeout: dropped, as on the IC. The callback stays for
+            // the queued timeout, which is what runs it.
             return;
         }
         let Some(cb) = self.callbacks.remove(&callback) else {

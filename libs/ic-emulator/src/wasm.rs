@@ -160,11 +160,13 @@ static CACHE: LazyLock<Mutex<BTreeMap<[u8; 32], CompiledModule>>> =
 /// Decompresses (gzip), validates, rewrites and compiles `bytes`, once per
 /// process for the same bytes.
 pub fn compile(bytes: &[u8]) -> Result<CompiledModule, InvalidModule> {
-    let raw = decompress(bytes)?;
-    let hash: [u8; 32] = Sha256::digest(&raw).into();
+    // The module hash is over the bytes as installed (for a `.wasm.gz`, the compressed
+    // bytes), as the IC reports it in `canister_status` and checks in chunked installs.
+    let hash: [u8; 32] = Sha256::digest(bytes).into();
     if let Some(hit) = CACHE.lock().ok().and_then(|c| c.get(&hash).cloned()) {
         return Ok(hit);
     }
+    let raw = decompress(bytes)?;
     let checked = check(&raw)?;
     let rewritten = rewrite(&raw, &checked)?;
     let module = wasmi::Module::new(engine(), &rewritten[..])

@@ -109,7 +109,13 @@ fn should_accept_a_gzipped_module_and_read_its_exports() {
     );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(&m).unwrap();
-    let compiled = wasm::compile(&gz.finish().unwrap()).expect("valid module");
+    let gz = gz.finish().unwrap();
+    let compiled = wasm::compile(&gz).expect("valid module");
+    // The module hash is over the bytes as installed, compressed ones included (as the IC
+    // reports it, and as a chunked install's `wasm_module_hash` names them).
+    use sha2::Digest;
+    assert_eq!(compiled.hash, <[u8; 32]>::from(sha2::Sha256::digest(&gz)));
+    assert_ne!(compiled.hash, <[u8; 32]>::from(sha2::Sha256::digest(&m)));
     assert!(compiled.exports.init);
     assert!(compiled.exports.queries.contains("q"));
     assert!(compiled.exports.updates.contains("u"));

@@ -133,6 +133,12 @@ pub trait IcBackend {
     /// `"emulator"` or `"pocketic"`.
     fn name(&self) -> &'static str;
 
+    /// The emulator behind this backend, for what only it offers (its threshold master keys,
+    /// fault injection); `None` on PocketIC.
+    fn as_emulator(&self) -> Option<&std::cell::RefCell<ic_emulator::Emulator>> {
+        None
+    }
+
     fn create_canister(&self, spec: &CanisterSpec) -> Result<Principal, CallError>;
 
     /// Installs, reinstalls or upgrades `canister` with `wasm` and the raw argument `arg`.
@@ -348,8 +354,44 @@ pub trait IcBackendExt: IcBackend {
         Ok(canister)
     }
 
-    /// Upgrades `canister` with the Candid-encoded `upgrade_arg`.
+    /// Upgrades `canister` with the Candid-encoded `upgrade_arg` the way production does
+    /// (and the canisters require, see `stratros-upgrade-guard`): a running canister is
+    /// stopped first (its outstanding calls finish or time out) and started again afterwards,
+    /// also when the upgrade fails. A canister that was already stopped stays stopped.
     fn upgrade<A: CandidType>(
+        &self,
+        canister: Principal,
+        wasm: Vec<u8>,
+        upgrade_arg: A,
+        sender: Option<Principal>,
+    ) -> Result<(), CallError> {
+        let arg = encode("canister_post_upgrade", (upgrade_arg,));
+        self.upgrade_encoded(canister, wasm, arg, sender)
+    }
+
+    /// [`IcBackendExt::upgrade`] with an argument already encoded.
+    fn upgrade_encoded(
+        &self,
+        canister: Principal,
+        wasm: Vec<u8>,
+        arg: Vec<u8>,
+        sender: Option<Principal>,
+    ) -> Result<(), CallError> {
+        let was_running =
+            self.canister_status(canister, sender)?.status != CanisterRunStatus::Stopped;
+        if was_running {
+            self.stop_canister(canister, sender)?;
+        }
+        let installed = self.install(canister, InstallMode::Upgrade, wasm, arg, sender);
+        if was_running {
+            self.start_canister(canister, sender)?;
+        }
+        installed
+    }
+
+    /// `install_code` in upgrade mode and nothing else: the canister is not stopped first.
+    /// Only for testing that a running canister refuses the upgrade.
+    fn upgrade_in_place<A: CandidType>(
         &self,
         canister: Principal,
         wasm: Vec<u8>,

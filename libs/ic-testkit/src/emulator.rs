@@ -49,6 +49,10 @@ fn to_call_error(reject: RejectResponse) -> CallError {
 }
 
 impl IcBackend for EmulatorBackend {
+    fn as_emulator(&self) -> Option<&RefCell<Emulator>> {
+        Some(&self.emulator)
+    }
+
     fn name(&self) -> &'static str {
         "emulator"
     }
@@ -81,7 +85,14 @@ impl IcBackend for EmulatorBackend {
         let result = match mode {
             InstallMode::Install => emulator.install_canister(canister, &wasm, arg, sender),
             InstallMode::Reinstall => emulator.reinstall_canister(canister, &wasm, arg, sender),
-            InstallMode::Upgrade => emulator.upgrade_canister(canister, &wasm, arg, sender),
+            // The bare install_code: `IcBackend::upgrade` stops and starts around it.
+            InstallMode::Upgrade => emulator.install_code(
+                sender.unwrap_or(Principal::anonymous()),
+                canister,
+                &wasm,
+                arg,
+                ic_emulator::InstallMode::Upgrade,
+            ),
         };
         result.map_err(to_call_error)
     }

@@ -7,6 +7,7 @@
 mod backend;
 mod certificate;
 mod emulator;
+pub mod ledger_fixture;
 mod pocketic;
 mod select;
 mod wasm;

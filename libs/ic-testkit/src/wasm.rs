@@ -22,12 +22,16 @@ fn is_workspace_root(dir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// `<workspace root>/out/<name>.wasm`.
+/// `$STRATROS_WASM_DIR/<name>.wasm` when that variable is set (to run the scenarios on another
+/// build of the modules), else `<workspace root>/out/<name>.wasm`.
 pub fn wasm_path(name: &str) -> PathBuf {
-    workspace_root().join("out").join(format!("{name}.wasm"))
+    let dir = std::env::var_os("STRATROS_WASM_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("out"));
+    dir.join(format!("{name}.wasm"))
 }
 
-/// The bytes of `out/<name>.wasm`; panics with what to run when the module is missing.
+/// The bytes of [`wasm_path`]; panics with what to run when the module is missing.
 pub fn wasm(name: &str) -> Vec<u8> {
     let path = wasm_path(name);
     std::fs::read(&path).unwrap_or_else(|e| {

@@ -103,6 +103,62 @@ pub enum FeeError {
     LedgerUnreachable {
         message: String,
     },
+    /// `withdraw_credit` asked for more than the caller's credit.
+    InsufficientCredit {
+        needed: u128,
+        available: u128,
+    },
+    /// `withdraw_credit`: the amount does not cover the ledger fee (the recipient gets
+    /// `amount - ledger_fee`).
+    AmountTooSmall {
+        ledger_fee: u128,
+    },
+    /// `withdraw_credit`: a subaccount is 32 bytes.
+    InvalidSubaccount,
+}
+
+/// `withdraw_credit`: takes `amount` out of the caller's credit and sends `amount - ledger fee`
+/// to `to` (default: the caller's main account) with `icrc1_transfer`.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct WithdrawCreditArgs {
+    pub amount: u128,
+    pub to: Option<Principal>,
+    pub to_subaccount: Option<Blob>,
+    /// The request's idempotency key (IC nanoseconds): a repeated request with the same key
+    /// is the same withdrawal, debited once; reuse it to retry after an unknown outcome.
+    pub created_at_time: u64,
+}
+
+/// A credit withdrawal and where it stands.
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct CreditWithdrawal {
+    pub id: u64,
+    pub submitter: Principal,
+    /// Taken out of the credit.
+    pub amount: u128,
+    /// Paid to the ledger out of `amount`.
+    pub ledger_fee: u128,
+    pub to: Principal,
+    pub to_subaccount: Option<Blob>,
+    pub state: WithdrawalState,
+    /// The submitter's credit now.
+    pub credit: u128,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub enum WithdrawalState {
+    /// The ledger's answer is not known yet: the hub retries the same transfer (same
+    /// `created_at_time` and memo, so the ledger executes it at most once).
+    Pending {
+        last_error: Option<String>,
+    },
+    Done {
+        block_index: u128,
+    },
+    /// The ledger refused the first attempt for good: the amount is back in the credit.
+    Refused {
+        reason: String,
+    },
 }
 
 /// A submitter's fee account at the hub.
@@ -117,6 +173,8 @@ pub struct FeeAccount {
     pub charged: u128,
     /// Records charged for.
     pub records_charged: u64,
+    /// Taken out of the credit by withdrawals (pending or done).
+    pub withdrawn: u128,
 }
 
 /// The hub's fee books.
@@ -132,6 +190,10 @@ pub struct FeeStatus {
     /// Paid to the ledger for forwarding (approvals and transfers).
     pub forward_ledger_fees: u128,
     pub forward: Option<ForwardView>,
+    /// Credit withdrawn by submitters (pending or done).
+    pub withdrawn: u128,
+    /// Withdrawals whose ledger outcome is not known yet.
+    pub withdrawals_pending: u64,
     /// Entries in the fee event log.
     pub events: u64,
 }

@@ -95,6 +95,71 @@ impl TrustAnchors {
         }
     }
 
+    /// PocketIC's hard-coded master keys (`key_1`, `test_key_1`, `dfx_test_key`, every
+    /// scheme) with the instance's root key (DER).
+    pub fn pocketic(root_key_der: Vec<u8>) -> TrustAnchors {
+        use ic_secp256k1::{PocketIcMasterPublicKeyId as Secp, PublicKey as SecpKey};
+        let mut master_keys = Vec::new();
+        let key = |scheme, name: &str, public_key: Vec<u8>| MasterKey {
+            scheme,
+            key_name: name.into(),
+            public_key: Blob(public_key),
+            chain_code: None,
+        };
+        for (name, ecdsa, schnorr) in [
+            ("key_1", Secp::EcdsaKey1, Secp::SchnorrKey1),
+            ("test_key_1", Secp::EcdsaTestKey1, Secp::SchnorrTestKey1),
+            (
+                "dfx_test_key",
+                Secp::EcdsaDfxTestKey,
+                Secp::SchnorrDfxTestKey,
+            ),
+        ] {
+            master_keys.push(key(
+                Scheme::EcdsaSecp256k1,
+                name,
+                SecpKey::pocketic_key(ecdsa).serialize_sec1(true),
+            ));
+            master_keys.push(key(
+                Scheme::SchnorrBip340,
+                name,
+                SecpKey::pocketic_key(schnorr).serialize_sec1(true),
+            ));
+        }
+        for (name, id) in [
+            ("key_1", ic_ed25519::PocketIcMasterPublicKeyId::Key1),
+            (
+                "test_key_1",
+                ic_ed25519::PocketIcMasterPublicKeyId::TestKey1,
+            ),
+            (
+                "dfx_test_key",
+                ic_ed25519::PocketIcMasterPublicKeyId::DfxTestKey,
+            ),
+        ] {
+            master_keys.push(key(
+                Scheme::SchnorrEd25519,
+                name,
+                ic_ed25519::PublicKey::pocketic_key(id)
+                    .serialize_raw()
+                    .to_vec(),
+            ));
+        }
+        for name in ["key_1", "test_key_1", "dfx_test_key"] {
+            let id = vetkd_key_id::VetKDKeyId {
+                curve: vetkd_key_id::VetKDCurve::Bls12_381_G2,
+                name: name.into(),
+            };
+            let mk = ic_vetkeys::MasterPublicKey::for_pocketic_key(&id)
+                .expect("BUG: ic-vetkeys knows PocketIC's vetKD keys");
+            master_keys.push(key(Scheme::Bls12_381, name, mk.serialize()));
+        }
+        TrustAnchors {
+            root_key: Blob(root_key_der),
+            master_keys,
+        }
+    }
+
     /// The master key for `(scheme, key_name)`.
     pub fn master_key(&self, scheme: Scheme, key_name: &str) -> Option<&MasterKey> {
         self.master_keys

@@ -45,31 +45,16 @@ pub fn verify_signature(
     digest: &Hash32,
     signature: &[u8],
 ) -> Result<(), ConfirmationFailure> {
-    if public_key.len() != scheme.public_key_len() {
-        return Err(ConfirmationFailure::MalformedPublicKey);
-    }
-    let ok = match scheme {
-        Scheme::EcdsaSecp256k1 => ic_secp256k1::PublicKey::deserialize_sec1(public_key)
-            .map_err(|_| ConfirmationFailure::MalformedPublicKey)?
-            .verify_ecdsa_signature_prehashed(&digest.0, signature),
-        Scheme::SchnorrBip340 => ic_secp256k1::PublicKey::deserialize_sec1(public_key)
-            .map_err(|_| ConfirmationFailure::MalformedPublicKey)?
-            .verify_bip340_signature(&digest.0, signature),
-        Scheme::SchnorrEd25519 => ic_ed25519::PublicKey::deserialize_raw(public_key)
-            .map_err(|_| ConfirmationFailure::MalformedPublicKey)?
-            .verify_signature(&digest.0, signature)
-            .is_ok(),
-        Scheme::Bls12_381 => {
-            let dpk = ic_vetkeys::DerivedPublicKey::deserialize(public_key)
-                .map_err(|_| ConfirmationFailure::MalformedPublicKey)?;
-            ic_vetkeys::verify_bls_signature(&dpk, &digest.0, signature)
-        }
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfirmationFailure::InvalidSignature)
-    }
+    stratros_signatures::verify_signature(scheme, public_key, digest, signature).map_err(
+        |e| match e {
+            stratros_signatures::SignatureError::MalformedPublicKey => {
+                ConfirmationFailure::MalformedPublicKey
+            }
+            stratros_signatures::SignatureError::InvalidSignature => {
+                ConfirmationFailure::InvalidSignature
+            }
+        },
+    )
 }
 
 /// Verifies a receipt offline. `now_nanos` is the current time (Unix epoch, nanoseconds);

@@ -6,7 +6,7 @@ use candid::{Decode, Encode, Principal};
 use ic_cbor::CertificateToCbor;
 use ic_certificate_verification::VerifyCertificate;
 use ic_certification::{Certificate, LookupResult};
-use ic_emulator::{Emulator, ErrorCode, RejectCode, RejectResponse, SubnetKind};
+use ic_emulator::{CanisterRunStatus, Emulator, ErrorCode, RejectCode, RejectResponse, SubnetKind};
 use probe::*;
 use serde_bytes::ByteBuf;
 use std::time::Duration;
@@ -558,6 +558,93 @@ fn should_time_out_a_bounded_wait_call_with_sys_unknown() {
     )
     .unwrap();
     assert_eq!(other_state.counter, 0);
+}
+
+#[test]
+fn should_deliver_a_response_queued_before_the_deadline_even_when_time_passes_it() {
+    // The callee answered (its response is queued) before the deadline; time then passes the
+    // deadline before the response is delivered: the caller gets the answer, exactly once,
+    // and its call context closes (it used to stay open forever).
+    let (mut p, other) = two_probes();
+    let args = ForwardArgs {
+        target: other,
+        method: "increment".into(),
+        arg: Encode!().unwrap(),
+        cycles: 0,
+        timeout_seconds: Some(10),
+    };
+    let id = p
+        .emu
+        .submit_call(p.id, USER, "forward", Encode!(&args).unwrap())
+        .unwrap();
+    assert!(p.emu.step(), "forward runs and calls");
+    assert!(p.emu.step(), "the callee runs and answers");
+    p.emu.advance_time(Duration::from_secs(11));
+    match Decode!(&p.emu.await_call(id).unwrap(), ForwardResult).unwrap() {
+        ForwardResult::Reply { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    p.emu
+        .stop_canister(p.id, None)
+        .expect("no call context left open");
+}
+
+#[test]
+fn should_finish_stopping_a_canister_whose_bounded_wait_call_is_held() {
+    // Stopping waits for the open call context; the held call times out as time passes, and
+    // the emulator moves time to its deadline when nothing else can run.
+    let (mut p, other) = two_probes();
+    p.emu.hold_messages(other);
+    let args = ForwardArgs {
+        target: other,
+        method: "increment".into(),
+        arg: Encode!().unwrap(),
+        cycles: 0,
+        timeout_seconds: Some(10),
+    };
+    let id = p
+        .emu
+        .submit_call(p.id, USER, "forward", Encode!(&args).unwrap())
+        .unwrap();
+    p.emu.tick();
+    let start = p.emu.time_nanos();
+    p.emu.stop_canister(p.id, None).expect("stops");
+    assert!(
+        p.emu.time_nanos() >= start + 10_000_000_000,
+        "the call's deadline passed"
+    );
+    assert_eq!(
+        p.emu.canister_status(p.id).unwrap().status,
+        CanisterRunStatus::Stopped
+    );
+    match Decode!(&p.emu.await_call(id).unwrap(), ForwardResult).unwrap() {
+        ForwardResult::Reject { code, .. } => assert_eq!(code, RejectCode::SysUnknown as u32),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn should_stop_upgrade_and_start_a_running_canister_in_upgrade_canister() {
+    let mut p = Probe::new();
+    p.update("increment", Encode!().unwrap()).unwrap();
+    let arg = Encode!(&None::<String>).unwrap();
+    p.emu
+        .upgrade_canister(p.id, &wasm("probe"), arg.clone(), None)
+        .unwrap();
+    assert_eq!(
+        p.emu.canister_status(p.id).unwrap().status,
+        CanisterRunStatus::Running,
+        "started again"
+    );
+    // A stopped canister is upgraded and stays stopped.
+    p.emu.stop_canister(p.id, None).unwrap();
+    p.emu
+        .upgrade_canister(p.id, &wasm("probe"), arg, None)
+        .unwrap();
+    assert_eq!(
+        p.emu.canister_status(p.id).unwrap().status,
+        CanisterRunStatus::Stopped
+    );
 }
 
 #[test]

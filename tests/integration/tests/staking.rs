@@ -14,9 +14,7 @@
 use std::time::Duration;
 
 use candid::{CandidType, Encode, Nat, Principal};
-use ic_testkit::{
-    CanisterSpec, EmulatorBackend, IcBackend, IcBackendExt, InstallMode, backends_for_test,
-};
+use ic_testkit::{CanisterSpec, EmulatorBackend, IcBackend, IcBackendExt, backends_for_test};
 use icrc_ledger::types::{FaultMode, FaultRule, InitArgs as LedgerInit, LedgerArg};
 use icrc_ledger_types::icrc1::account::Account;
 use icrc_ledger_types::icrc1::transfer::TransferArg;
@@ -353,9 +351,8 @@ impl<B: IcBackend + ?Sized> Suite<B> {
     fn upgrade(&mut self, arg: Option<UpgradeArgs>) {
         let wasm = self.staking_wasm.clone();
         self.ic
-            .install(
+            .upgrade_encoded(
                 self.staking,
-                InstallMode::Upgrade,
                 wasm,
                 Encode!(&Some(Arg::Upgrade(arg))).expect("encode"),
                 None,

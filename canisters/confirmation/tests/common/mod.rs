@@ -13,11 +13,14 @@ use confirmation::{
 };
 use ic_emulator::{Emulator, SubnetKind};
 use stratros_confirmation::{Blob, Hash32, PolicyNode, Receipt, RecordInput, Scheme};
-use stratros_verify::{MasterKey, TrustAnchors};
+use stratros_verify::{MasterKey, TrustAnchors, verify_receipt};
 
 pub fn wasm(name: &str) -> Vec<u8> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../out/{name}.wasm"));
+    // STRATROS_WASM_DIR runs the scenarios on another build of the modules (as the testkit does).
+    let dir = std::env::var_os("STRATROS_WASM_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../out"));
+    let path = dir.join(format!("{name}.wasm"));
     std::fs::read(&path).unwrap_or_else(|e| {
         panic!(
             "cannot read {}: {e}\nbuild it first, from the workspace root: \
@@ -270,5 +273,59 @@ pub fn record(i: u64, reference: String) -> RecordInput {
         payload: i
             .is_multiple_of(3)
             .then(|| Blob(format!("payload {i}").into_bytes())),
+    }
+}
+
+pub const MAX_CERT_AGE: u64 = 300_000_000_000;
+
+/// Verifies `receipt` offline at `now` and checks it is `hub`'s.
+pub fn check_receipt(hub: Principal, now: u64, anchors: &TrustAnchors, receipt: &Receipt) {
+    let verified = verify_receipt(receipt, anchors, now, MAX_CERT_AGE)
+        .unwrap_or_else(|e| panic!("receipt {} does not verify: {e}", receipt.record.id));
+    assert_eq!(verified.hub, hub);
+}
+
+/// Every byte position class a tamperer could touch: each must fail verification.
+pub fn assert_tampering_fails(now: u64, anchors: &TrustAnchors, receipt: &Receipt) {
+    let mut cases: Vec<(&str, Receipt)> = Vec::new();
+    let mut r = receipt.clone();
+    r.record.content_hash.0[0] ^= 1;
+    cases.push(("content hash", r));
+    let mut r = receipt.clone();
+    r.record.reference.push('x');
+    cases.push(("reference", r));
+    let mut r = receipt.clone();
+    r.leaf_hash.0[5] ^= 0x80;
+    cases.push(("leaf hash", r));
+    if !receipt.proof.is_empty() {
+        let mut r = receipt.clone();
+        r.proof[0].0[31] ^= 1;
+        cases.push(("proof", r));
+    }
+    let mut r = receipt.clone();
+    r.header.merkle_root.0[3] ^= 4;
+    cases.push(("root", r));
+    let mut r = receipt.clone();
+    r.header.end_time_nanos += 1;
+    cases.push(("header", r));
+    let mut r = receipt.clone();
+    r.confirmations[0].signature.0[10] ^= 1;
+    cases.push(("signature", r));
+    let mut r = receipt.clone();
+    let last = r.certificate.0.len() - 1;
+    r.certificate.0[last] ^= 1;
+    cases.push(("certificate", r));
+    let mut r = receipt.clone();
+    let mid = r.witness.0.len() / 2;
+    r.witness.0[mid] ^= 1;
+    cases.push(("witness", r));
+    let mut r = receipt.clone();
+    r.confirmations.truncate(1);
+    cases.push(("quorum", r));
+    for (what, r) in cases {
+        assert!(
+            verify_receipt(&r, anchors, now, MAX_CERT_AGE).is_err(),
+            "a changed {what} must fail verification"
+        );
     }
 }

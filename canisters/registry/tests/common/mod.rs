@@ -253,6 +253,32 @@ impl<B: IcBackend + ?Sized> Suite<B> {
         self.registry_query("get_service", canister)
     }
 
+    /// Like [`Suite::add_records`], but a service stopped for an upgrade (the rollout stops
+    /// each instance around its `install_code`) rejects the call: `None`, as a client that
+    /// retries later would see it.
+    pub fn add_records_unless_stopped(
+        &self,
+        service: Principal,
+        tag: &str,
+        n: usize,
+    ) -> Option<usize> {
+        let records: Vec<RecordBody> = (0..n)
+            .map(|i| RecordBody::Transaction {
+                kind: "inference".into(),
+                payload: serde_bytes::ByteBuf::from(format!("{tag}-{i}").into_bytes()),
+            })
+            .collect();
+        let reply: Result<Result<Vec<candid::Reserved>, candid::Reserved>, _> =
+            self.ic
+                .update_as(service, Some(admin()), "add_records", records);
+        match reply {
+            Ok(Ok(v)) => Some(v.len()),
+            Ok(Err(_)) => panic!("add_records refused by {service}"),
+            Err(e) if e.message.contains("is stopped") || e.message.contains("is stopping") => None,
+            Err(e) => panic!("add_records to {service} was rejected: {e}"),
+        }
+    }
+
     /// The owner (admin) adds `n` records to a service; returns how many it accepted.
     pub fn add_records(&self, service: Principal, tag: &str, n: usize) -> usize {
         let records: Vec<RecordBody> = (0..n)
