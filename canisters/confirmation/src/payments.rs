@@ -119,10 +119,6 @@ pub fn withdrawal_memo(id: u64) -> Vec<u8> {
 
 /// Withdrawal `id` as the caller sees it.
 pub fn withdrawal(id: u64) -> Option<CreditWithdrawal> {
-    withdrawal_view(id)
-}
-
-fn withdrawal_view(id: u64) -> Option<CreditWithdrawal> {
     read_state(|s| {
         let w = s.fees().withdrawal(id)?;
         Some(CreditWithdrawal {
@@ -237,7 +233,7 @@ async fn complete_withdrawal<R: Runtime>(
     let w =
         read_state(|s| s.fees().withdrawal(id).cloned()).ok_or_else(|| unknown_withdrawal(id))?;
     if w.outcome.is_some() || !mutate_state(|s| s.start_withdrawal_attempt(id)) {
-        return withdrawal_view(id).ok_or_else(|| unknown_withdrawal(id));
+        return withdrawal(id).ok_or_else(|| unknown_withdrawal(id));
     }
     let _attempt = WithdrawalAttempt(id);
     let transfer = TransferArg {
@@ -298,7 +294,7 @@ async fn complete_withdrawal<R: Runtime>(
     if let Some(event) = event {
         mutate_state(|s| s.record_fee_event(event)).unwrap_or_else(|e| panic!("BUG: {e}"));
     }
-    withdrawal_view(id).ok_or_else(|| unknown_withdrawal(id))
+    withdrawal(id).ok_or_else(|| unknown_withdrawal(id))
 }
 
 /// Retries every pending withdrawal (from the fee timer).

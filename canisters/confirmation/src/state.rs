@@ -724,7 +724,6 @@ impl State {
         let Some(index) = batch.nodes.iter().position(|n| n.node == node) else {
             return false;
         };
-        let digest = header_signing_digest(batch.nodes[index].scheme, &node, &batch.header);
         let progress = &mut batch.nodes[index];
         if progress.confirmation.is_some() || progress.refused {
             return false;
@@ -734,42 +733,39 @@ impl State {
         let failure = match outcome {
             SignOutcome::Signed(reply) => {
                 let c = &reply.confirmation;
-                let problem =
-                    if c.node != node {
-                        Some(format!("the confirmation names node {}", c.node))
-                    } else if c.scheme != progress.scheme || c.key_name != progress.key_name {
-                        Some(format!(
-                            "the confirmation is for {} {:?}, expected {} {:?}",
-                            c.scheme, c.key_name, progress.scheme, progress.key_name
-                        ))
-                    } else if reply.header_hash != header_hash {
-                        Some("the node signed another header hash".to_string())
-                    } else if c.signature.len() != c.scheme.signature_len()
-                        || c.public_key.len() != c.scheme.public_key_len()
-                    {
-                        Some("malformed signature or public key".to_string())
-                    } else {
-                        // Only a signature that verifies under the key the management canister
-                        // gives for this node counts (and goes into receipts).
-                        match self.node_keys.get(&node).filter(|k| {
-                            k.scheme == progress.scheme && k.key_name == progress.key_name
-                        }) {
-                            None => Some("the node's public key is not known yet".to_string()),
-                            Some(k) if k.public_key != c.public_key => Some(
-                                "the confirmation carries another public key than the management \
+                let problem = if c.node != node {
+                    Some(format!("the confirmation names node {}", c.node))
+                } else if c.scheme != progress.scheme || c.key_name != progress.key_name {
+                    Some(format!(
+                        "the confirmation is for {} {:?}, expected {} {:?}",
+                        c.scheme, c.key_name, progress.scheme, progress.key_name
+                    ))
+                } else if reply.header_hash != header_hash {
+                    Some("the node signed another header hash".to_string())
+                } else if c.signature.len() != c.scheme.signature_len()
+                    || c.public_key.len() != c.scheme.public_key_len()
+                {
+                    Some("malformed signature or public key".to_string())
+                } else {
+                    // Only a signature that verifies under the key the management canister
+                    // gives for this node counts (and goes into receipts).
+                    match self.node_key(&node, progress.scheme, &progress.key_name) {
+                        None => Some("the node's public key is not known yet".to_string()),
+                        Some(key) if key != c.public_key.0 => Some(
+                            "the confirmation carries another public key than the management \
                              canister's for this node"
-                                    .to_string(),
-                            ),
-                            Some(k) => stratros_signatures::verify_signature(
-                                progress.scheme,
-                                &k.public_key.0,
-                                &digest,
-                                &c.signature.0,
-                            )
-                            .err()
-                            .map(|e| format!("the signature does not verify: {e}")),
-                        }
-                    };
+                                .to_string(),
+                        ),
+                        Some(key) => stratros_signatures::verify_signature(
+                            progress.scheme,
+                            &key,
+                            &header_signing_digest(progress.scheme, &node, &batch.header),
+                            &c.signature.0,
+                        )
+                        .err()
+                        .map(|e| format!("the signature does not verify: {e}")),
+                    }
+                };
                 match problem {
                     None => {
                         progress.confirmation = Some(reply.confirmation);

@@ -422,6 +422,21 @@ fn should_commit_state_before_the_await_and_run_cleanup_when_the_reply_callback_
     );
 }
 
+/// Submits (without running it) a `forward` of `increment` to `other` with a 10 s
+/// bounded-wait timeout.
+fn submit_bounded_increment(p: &mut Probe, other: Principal) -> ic_emulator::MessageId {
+    let args = ForwardArgs {
+        target: other,
+        method: "increment".into(),
+        arg: Encode!().unwrap(),
+        cycles: 0,
+        timeout_seconds: Some(10),
+    };
+    p.emu
+        .submit_call(p.id, USER, "forward", Encode!(&args).unwrap())
+        .unwrap()
+}
+
 fn forward(p: &mut Probe, args: ForwardArgs) -> ForwardResult {
     Decode!(
         &p.update("forward", Encode!(&args).unwrap()).unwrap(),
@@ -527,17 +542,7 @@ fn should_transfer_accept_and_refund_cycles() {
 fn should_time_out_a_bounded_wait_call_with_sys_unknown() {
     let (mut p, other) = two_probes();
     p.emu.hold_messages(other);
-    let args = ForwardArgs {
-        target: other,
-        method: "increment".into(),
-        arg: Encode!().unwrap(),
-        cycles: 0,
-        timeout_seconds: Some(10),
-    };
-    let id = p
-        .emu
-        .submit_call(p.id, USER, "forward", Encode!(&args).unwrap())
-        .unwrap();
+    let id = submit_bounded_increment(&mut p, other);
     p.emu.tick();
     p.emu.tick();
     assert!(p.emu.ingress_status(id).is_none(), "still waiting");
@@ -566,17 +571,7 @@ fn should_deliver_a_response_queued_before_the_deadline_even_when_time_passes_it
     // deadline before the response is delivered: the caller gets the answer, exactly once,
     // and its call context closes (it used to stay open forever).
     let (mut p, other) = two_probes();
-    let args = ForwardArgs {
-        target: other,
-        method: "increment".into(),
-        arg: Encode!().unwrap(),
-        cycles: 0,
-        timeout_seconds: Some(10),
-    };
-    let id = p
-        .emu
-        .submit_call(p.id, USER, "forward", Encode!(&args).unwrap())
-        .unwrap();
+    let id = submit_bounded_increment(&mut p, other);
     assert!(p.emu.step(), "forward runs and calls");
     assert!(p.emu.step(), "the callee runs and answers");
     p.emu.advance_time(Duration::from_secs(11));
@@ -595,17 +590,7 @@ fn should_finish_stopping_a_canister_whose_bounded_wait_call_is_held() {
     // the emulator moves time to its deadline when nothing else can run.
     let (mut p, other) = two_probes();
     p.emu.hold_messages(other);
-    let args = ForwardArgs {
-        target: other,
-        method: "increment".into(),
-        arg: Encode!().unwrap(),
-        cycles: 0,
-        timeout_seconds: Some(10),
-    };
-    let id = p
-        .emu
-        .submit_call(p.id, USER, "forward", Encode!(&args).unwrap())
-        .unwrap();
+    let id = submit_bounded_increment(&mut p, other);
     p.emu.tick();
     let start = p.emu.time_nanos();
     p.emu.stop_canister(p.id, None).expect("stops");
