@@ -9,6 +9,11 @@
 #   STRATROS_KEY_NAME   threshold key on mainnet: key_1 (default) or test_key_1
 #   STRATROS_CYCLES     cycles to create each canister with on mainnet (default 2T; the
 #                       confirmation nodes pay 26.15 B cycles per signature with key_1)
+#   STRATROS_LEDGERS    local only: `fixture` (default: tests/fixtures/icrc_ledger, built here)
+#                       or `dfinity`: DFINITY's ICRC ledger Wasm, downloaded from the release
+#                       STRATROS_LEDGER_RELEASE (default ledger-suite-icrc-2025-04-14) into
+#                       out/dfinity/ (the u256 build for ckETH), installed with
+#                       deploy/dfinity/<ledger>.local.did
 #
 # Canister ids. Locally every canister is created with --specified-id: the ledger fixtures get
 # the mainnet ledger ids (so staking's arguments are the same on both networks) and the Stratros
@@ -71,6 +76,24 @@ declare -A CRATE=(
 # In the local ledger arguments: replaced by the current dfx identity.
 DEV_PLACEHOLDER=2he67-yb4iw-msssd-ef24v-7wogx-ueioz-nbxmu-jz7f3-3kvz4-ojru3-eqe
 
+ledgers=${STRATROS_LEDGERS:-fixture}
+case "$ledgers" in
+    fixture | dfinity) ;;
+    *)
+        echo "deploy.sh: STRATROS_LEDGERS is fixture or dfinity, not $ledgers" >&2
+        exit 2
+        ;;
+esac
+LEDGER_RELEASE=${STRATROS_LEDGER_RELEASE:-ledger-suite-icrc-2025-04-14}
+# DFINITY's ledger Wasm per ledger: ckETH amounts exceed u64, so its ledger is the u256 build.
+declare -A DFINITY_WASM=(
+    [ckbtc_ledger]=ic-icrc1-ledger.wasm.gz
+    [cketh_ledger]=ic-icrc1-ledger-u256.wasm.gz
+    [icp_ledger]=ic-icrc1-ledger.wasm.gz
+)
+# A ledger that runs DFINITY's Wasm (not built here).
+is_dfinity_ledger() { [ "$network" = local ] && [ "$ledgers" = dfinity ] && [ -n "${DFINITY_WASM[$1]:-}" ]; }
+
 if [ "$network" = local ]; then
     canisters=("${LEDGERS[@]}" "${STRATROS[@]}")
     dfx ping local >/dev/null 2>&1 || {
@@ -94,7 +117,7 @@ done
 canisters=("${present[@]}")
 
 crates=()
-for c in "${canisters[@]}"; do crates+=("${CRATE[$c]}"); done
+for c in "${canisters[@]}"; do is_dfinity_ledger "$c" || crates+=("${CRATE[$c]}"); done
 mapfile -t crates < <(printf '%s\n' "${crates[@]}" | sort -u)
 echo "== build: ${crates[*]}"
 bash scripts/build.sh "${crates[@]}"
@@ -126,6 +149,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 render_args() {
     local c=$1 src="deploy/args/$1.$network.did" out="$tmp/$1.did"
+    if is_dfinity_ledger "$c"; then src="deploy/dfinity/$c.local.did"; fi
     [ -f "$src" ] || {
         echo "deploy.sh: missing $src" >&2
         exit 1
@@ -147,6 +171,14 @@ render_args() {
 echo "== install ($network)"
 for c in "${canisters[@]}"; do
     wasm="out/${CRATE[$c]}.wasm.gz"
+    if is_dfinity_ledger "$c"; then
+        wasm="out/dfinity/$LEDGER_RELEASE/${DFINITY_WASM[$c]}"
+        if [ ! -f "$wasm" ]; then
+            mkdir -p "$(dirname "$wasm")"
+            curl -fsSL -o "$wasm" \
+                "https://github.com/dfinity/ic/releases/download/$LEDGER_RELEASE/${DFINITY_WASM[$c]}"
+        fi
+    fi
     if dfx canister status "$c" --network "$network" 2>/dev/null | grep -q 'Module hash: None'; then
         args=$(render_args "$c")
         echo "-- install $c with $(basename "$args")"

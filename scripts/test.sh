@@ -27,9 +27,6 @@ bash scripts/check_reproducible.sh
 section "cargo fmt --check"
 cargo fmt --all -- --check
 
-section "clippy (host)"
-cargo clippy --locked --workspace --all-targets -- -D warnings
-
 section "clippy (wasm32)"
 wasm_packages=()
 for dir in canisters/*/ tests/fixtures/*/; do
@@ -37,16 +34,40 @@ for dir in canisters/*/ tests/fixtures/*/; do
 done
 cargo clippy --locked --target wasm32-unknown-unknown "${wasm_packages[@]}" -- -D warnings
 
+# Clippy on the host and the test build are one compilation: clippy-driver, as the workspace
+# wrapper, lints every workspace target that `cargo test` builds (libraries, binaries, tests
+# and examples: what `cargo clippy --all-targets` covers) while compiling it, so the
+# dependencies are compiled once instead of once for clippy and again for the tests. Both
+# variables stay set for the test run below, or cargo would see another compiler and rebuild.
+section "clippy (host) and test build"
+RUSTC_WORKSPACE_WRAPPER=$(rustup which clippy-driver)
+export RUSTC_WORKSPACE_WRAPPER
+# `cargo clippy -- -D warnings` hands its arguments to clippy-driver the same way.
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+cargo test --locked --workspace --no-run
+
 section "tests"
 if [ -n "${POCKET_IC_BIN:-}" ]; then
     echo "integration backends: emulator and PocketIC ($POCKET_IC_BIN)"
 else
     echo "integration backend: emulator (set POCKET_IC_BIN to also run the scenarios on PocketIC)"
 fi
-# Keep going when tests fail, so the summary below is always printed.
+# Keep going when tests fail, so the summary below is always printed. cargo-nextest (on the
+# machines' image) runs the tests of all binaries side by side, so the long benchmarks
+# overlap with everything else; plain `cargo test` runs one binary after another.
 set +e
-cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
-status=${PIPESTATUS[0]}
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --locked --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+    status=${PIPESTATUS[0]}
+    # nextest does not run doctests.
+    cargo test --locked --workspace --doc 2>&1 | tee -a target/test-output.txt
+    doc_status=${PIPESTATUS[0]}
+    [ "$status" -ne 0 ] || status=$doc_status
+else
+    echo "cargo-nextest not found: running the tests with cargo test"
+    cargo test --locked --workspace --no-fail-fast 2>&1 | tee target/test-output.txt
+    status=${PIPESTATUS[0]}
+fi
 set -e
 
 section "done"

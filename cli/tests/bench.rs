@@ -131,6 +131,7 @@ fn should_measure_the_hub_and_staking_within_their_targets() {
         (
             "confirmation/",
             vec![
+                "confirmation/submit/per_record",
                 "confirmation/submit_packed/per_record",
                 "confirmation/seal/per_leaf",
                 "confirmation/get_receipt",

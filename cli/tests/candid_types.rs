@@ -681,6 +681,7 @@ fn service_types_match_the_did() {
                 top_up_in_progress: Some(5),
                 last_error: None,
             },
+            subnet: Some(p),
         },
     );
     accepts(

@@ -232,3 +232,51 @@ fn argument_files_name_the_local_ids_that_deploy_sh_creates() {
         }
     }
 }
+
+/// The text after `key = ` up to the end of its line, without a trailing `;` or `,`.
+fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with(&format!("{key} = ")))?;
+    let value = line.split_once(" = ")?.1.trim();
+    Some(value.trim_end_matches([';', ',']))
+}
+
+#[test]
+fn dfinity_ledger_arguments_match_its_init_type_and_the_fixture_tokens() {
+    let root = root();
+    let did = root.join("deploy/dfinity/icrc1_ledger_init.did");
+    let mut failures = Vec::new();
+    for ledger in ["ckbtc_ledger", "cketh_ledger", "icp_ledger"] {
+        let rel = format!("deploy/dfinity/{ledger}.local.did");
+        let path = root.join(&rel);
+        if let Err(e) = check_args(&path, Some(&did)) {
+            failures.push(format!("{rel}: {e}"));
+            continue;
+        }
+        // The same token as the fixture's argument, so staking and the demo see one ledger.
+        let ours = std::fs::read_to_string(&path).expect("reads");
+        let fixture = std::fs::read_to_string(root.join(format!("deploy/args/{ledger}.local.did")))
+            .expect("reads");
+        for key in ["token_symbol", "transfer_fee", "minting_account"] {
+            if field(&ours, key) != field(&fixture, key) {
+                failures.push(format!(
+                    "{rel}: {key} = {:?}, the fixture has {:?}",
+                    field(&ours, key),
+                    field(&fixture, key)
+                ));
+            }
+        }
+        let decimals = field(&fixture, "decimals").map(|d| format!("opt ({d})"));
+        if field(&ours, "decimals").map(str::to_string) != decimals {
+            failures.push(format!("{rel}: decimals differ from the fixture's"));
+        }
+    }
+    let script =
+        std::fs::read_to_string(root.join("scripts/deploy.sh")).expect("scripts/deploy.sh");
+    assert!(
+        script.contains("[cketh_ledger]=ic-icrc1-ledger-u256.wasm.gz"),
+        "ckETH needs the u256 ledger"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

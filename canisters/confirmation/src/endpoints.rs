@@ -40,7 +40,10 @@ fn post_upgrade(arg: Option<Arg>) {
 
 /// Submits records (authorized submitters only). Each gets an id at once; a `reference` seen
 /// before from the same submitter returns the earlier id (`duplicate = true`).
-#[update]
+///
+/// `hidden`: with `decode_with`, ic-cdk would export the argument as `blob`; the Candid
+/// signature comes from `candid_submit` below instead.
+#[update(decode_with = "decode_submit", hidden)]
 fn submit(records: Vec<RecordInput>) -> Result<Vec<Submitted>, SubmitError> {
     let rt = IcRuntime;
     let out = mutate_state(|s| s.submit(rt.caller(), records, rt.time()))?;
@@ -48,6 +51,21 @@ fn submit(records: Vec<RecordInput>) -> Result<Vec<Submitted>, SubmitError> {
         timer::arm_at(deadline);
     }
     Ok(out)
+}
+
+/// `submit` as `export_candid!` lists it: the signature users see, `(vec RecordInput)`.
+#[candid::candid_method(update, rename = "submit")]
+#[allow(dead_code, unused_variables)]
+fn candid_submit(records: Vec<RecordInput>) -> Result<Vec<Submitted>, SubmitError> {
+    unreachable!("only its signature is used")
+}
+
+/// `submit`'s argument: the standard encoding of `vec RecordInput` is parsed directly, any other
+/// goes through the generic decoder as ic-cdk would run it
+/// (`stratros_confirmation::submit_candid`); an undecodable argument traps, as before.
+fn decode_submit(bytes: Vec<u8>) -> Vec<RecordInput> {
+    stratros_confirmation::decode_submit_arg(&bytes)
+        .unwrap_or_else(|e| trap(format!("failed to decode the argument of submit: {e}")))
 }
 
 /// `submit` with the records in the packed binary form (`stratros_confirmation::packed`):

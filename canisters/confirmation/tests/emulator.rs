@@ -21,7 +21,7 @@ fn verify(suite: &Suite, anchors: &TrustAnchors, receipt: &Receipt) {
 }
 
 #[test]
-fn should_confirm_later_after_node_failures_and_a_hub_upgrade_mid_round() {
+fn should_confirm_later_after_node_failures_and_upgrades_of_the_hub_and_every_node_mid_round() {
     let config = ConfigUpdate {
         max_batch_records: Some(1_000),
         max_batch_age_seconds: Some(5),
@@ -126,6 +126,23 @@ fn should_confirm_later_after_node_failures_and_a_hub_upgrade_mid_round() {
         .emu
         .install_canister(bls, &node_wasm, Encode!(&arg).expect("encode"), None)
         .expect("reinstalls");
+    // Every node is upgraded in the middle of the round, the way `scripts/deploy.sh` does it
+    // (stop, upgrade, start): the BIP340 node while it answers the request it was holding.
+    let node_upgrade = Encode!(&NodeArg::Upgrade(None)).expect("encode");
+    assert!(
+        suite
+            .batches(0, 10)
+            .batches
+            .iter()
+            .all(|b| b.confirmed_at_nanos.is_none()),
+        "the round is still open"
+    );
+    for node in [ecdsa, bip340, ed25519, bls] {
+        suite
+            .emu
+            .upgrade_canister(node, &node_wasm, node_upgrade.clone(), None)
+            .expect("a node upgrades mid-round");
+    }
 
     // Retries (with backoff) confirm both batches, every node signs.
     let done = suite.run_until(Duration::from_secs(5), 100, |s| {
@@ -200,4 +217,99 @@ fn should_refuse_install_with_bad_arguments() {
             .is_err()
     );
     let _ = Principal::anonymous();
+}
+
+/// `submit` as other Candid encoders may send it: an extra field goes through the generic
+/// decoder and gives the same records (here: the same ids, as duplicates of the same
+/// references), the hub's limits apply as before, and a malformed argument is rejected with
+/// nothing stored.
+#[test]
+fn should_accept_every_candid_form_of_submit_and_reject_malformed_ones() {
+    #[derive(candid::CandidType)]
+    struct WithNote {
+        content_hash: stratros_confirmation::Hash32,
+        kind: String,
+        reference: String,
+        payload: Option<stratros_confirmation::Blob>,
+        note: String,
+    }
+    let config = ConfigUpdate {
+        max_records_per_call: Some(10),
+        max_kind_bytes: Some(16),
+        ..Default::default()
+    };
+    let mut suite = Suite::new("key_1", config, vec![submitter(1)]);
+    let records: Vec<_> = (0..5).map(|i| record(i, format!("ref-{i}"))).collect();
+    let wire: Vec<WithNote> = records
+        .iter()
+        .map(|r| WithNote {
+            content_hash: r.content_hash,
+            kind: r.kind.clone(),
+            reference: r.reference.clone(),
+            payload: r.payload.clone(),
+            note: "ignored".into(),
+        })
+        .collect();
+    let first: Result<Vec<confirmation::Submitted>, confirmation::SubmitError> =
+        suite.update(submitter(1), "submit", Encode!(&wire).expect("encode"));
+    let first = first.expect("accepted through the generic decoder");
+    assert!(
+        first
+            .iter()
+            .enumerate()
+            .all(|(i, s)| !s.duplicate && s.id == i as u64)
+    );
+    let again = suite.submit(submitter(1), &records).expect("accepted");
+    assert_eq!(
+        again
+            .iter()
+            .map(|s| (s.id, s.duplicate))
+            .collect::<Vec<_>>(),
+        (0..5).map(|i| (i, true)).collect::<Vec<_>>()
+    );
+
+    // The hub's limits, through the fast path, as before.
+    let many: Vec<_> = (10..21).map(|i| record(i, format!("ref-{i}"))).collect();
+    assert_eq!(
+        suite.submit(submitter(1), &many),
+        Err(confirmation::SubmitError::TooManyRecords { max: 10, got: 11 })
+    );
+    let mut long = record(30, "ref-30".into());
+    long.kind = "k".repeat(17);
+    assert!(matches!(
+        suite.submit(submitter(1), &[record(31, "ref-31".into()), long]),
+        Err(confirmation::SubmitError::RecordTooLarge { index: 1, .. })
+    ));
+    assert!(matches!(
+        suite.submit(stranger(), &records),
+        Err(confirmation::SubmitError::Unauthorized { .. })
+    ));
+
+    // Malformed arguments: rejected, nothing stored.
+    let good = Encode!(&vec![record(40, "ref-40".into())]).expect("encode");
+    let mut trailing = good.clone();
+    trailing.push(0);
+    let mut bad_utf8 = good.clone();
+    let at = good
+        .windows(9)
+        .position(|w| w == b"inference")
+        .expect("kind");
+    bad_utf8[at] = 0xff;
+    for bad in [
+        good[..good.len() - 1].to_vec(),
+        trailing,
+        bad_utf8,
+        Vec::new(),
+    ] {
+        let reject = suite
+            .emu
+            .update_call(suite.hub, submitter(1), "submit", bad)
+            .expect_err("rejected");
+        assert!(
+            reject.reject_message.contains("decode") || reject.reject_message.contains("Deserial"),
+            "{}",
+            reject.reject_message
+        );
+    }
+    assert_eq!(suite.status().pending_records, 5);
 }

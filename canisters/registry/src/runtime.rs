@@ -143,6 +143,8 @@ pub trait Runtime {
         hub: Principal,
         submitter: Principal,
     ) -> Result<Result<(), HubAdminError>, CallError>;
+    /// The subnet a service reports in its `get_status` (`None` from a version that does not).
+    async fn service_subnet(&self, service: Principal) -> Result<Option<Principal>, CallError>;
 }
 
 /// The real IC, through ic-cdk.
@@ -384,5 +386,16 @@ impl Runtime for IcRuntime {
             .await
             .map_err(from_call_failed)?;
         response.candid().map_err(decode_failed)
+    }
+
+    async fn service_subnet(&self, service: Principal) -> Result<Option<Principal>, CallError> {
+        // A read: an unknown outcome is simply asked again later.
+        let response = Call::bounded_wait(service, "get_status")
+            .change_timeout(CALL_TIMEOUT_SECONDS)
+            .await
+            .map_err(from_call_failed)?;
+        let status: stratros_service_api::ServiceStatus =
+            response.candid().map_err(decode_failed)?;
+        Ok(status.subnet)
     }
 }

@@ -389,6 +389,9 @@ async fn drive<R: Runtime>(
                 step: Step::Register,
                 ..
             } => {
+                if service.subnet.is_none() {
+                    learn_subnet(rt, canister).await;
+                }
                 // add_submitter is idempotent: a retry after an unknown outcome is safe.
                 let result = rt.hub_add_submitter(hub, canister).await;
                 let now = rt.time();
@@ -501,6 +504,25 @@ pub async fn delete_service<R: Runtime>(rt: &R, canister: Principal) -> Result<(
 }
 
 /// Reads one service's cycle balance with `canister_status` (the registry is a controller).
+/// Asks a service placed by subnet type (the cycles minting canister chose the subnet and
+/// does not say which) where it runs, and records it. Best effort, as the directory only
+/// reads it: a service that cannot answer now is asked again at its next cycle reading.
+async fn learn_subnet<R: Runtime>(rt: &R, canister: Principal) {
+    let Ok(Some(subnet)) = rt.service_subnet(canister).await else {
+        return;
+    };
+    let now = rt.time();
+    mutate_state(|s| {
+        if let Some(mut info) = s.service(&canister)
+            && info.subnet.is_none()
+        {
+            info.subnet = Some(subnet);
+            s.put_service(info);
+            s.log(now, EventKind::SubnetLearned { canister, subnet });
+        }
+    });
+}
+
 pub async fn refresh_one<R: Runtime>(rt: &R, canister: Principal) -> Result<u128, CallError> {
     let status = rt.canister_status(canister).await?;
     let now = rt.time();
@@ -562,10 +584,17 @@ pub async fn background<R: Runtime>(rt: &R) {
         }
     }
     for canister in read_state(|s| s.due_cycle_checks(now, CYCLE_CHECKS_PER_TICK)) {
-        // `_lock` is held through the body: let chains keep their bindings alive.
-        if let Some(_lock) = ServiceLock::take(canister)
-            && refresh_one(rt, canister).await.is_err()
-        {
+        let Some(_lock) = ServiceLock::take(canister) else {
+            continue;
+        };
+        let subnet_unknown = read_state(|s| {
+            s.service(&canister)
+                .is_some_and(|x| x.subnet.is_none() && x.state == ServiceState::Active)
+        });
+        if subnet_unknown {
+            learn_subnet(rt, canister).await;
+        }
+        if refresh_one(rt, canister).await.is_err() {
             // Try again next period rather than every tick.
             let now = rt.time();
             mutate_state(|s| {

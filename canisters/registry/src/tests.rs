@@ -14,7 +14,7 @@ use crate::runtime::{
     CallError, CmcCreateCanisterArg, CmcCreateCanisterError, HubAdminError, InstallMode, Runtime,
     StatusReading,
 };
-use crate::state::{read_state, reset_state};
+use crate::state::{mutate_state, read_state, reset_state};
 use crate::storage::reset_memory;
 use crate::types::*;
 use crate::{lifecycle, modules, rollout, services};
@@ -63,6 +63,11 @@ struct Stub {
     module_hashes: std::collections::BTreeMap<Principal, Vec<u8>>,
     /// `stop`, `install` and `start` calls, in order.
     lifecycle_calls: Vec<(&'static str, Principal)>,
+    /// Answers of a service's `get_status` subnet, in order (default: `Ok(None)`, a service
+    /// version that does not report it).
+    subnet_answers: VecDeque<Result<Option<Principal>, CallError>>,
+    /// Services asked for their subnet, in order.
+    subnet_lookups: Vec<Principal>,
 }
 
 struct StubRuntime(RefCell<Stub>);
@@ -215,6 +220,11 @@ impl Runtime for StubRuntime {
             .hub_results
             .pop_front()
             .unwrap_or(Ok(Ok(())))
+    }
+    async fn service_subnet(&self, service: Principal) -> Result<Option<Principal>, CallError> {
+        let mut s = self.0.borrow_mut();
+        s.subnet_lookups.push(service);
+        s.subnet_answers.pop_front().unwrap_or(Ok(None))
     }
 }
 
@@ -594,6 +604,72 @@ fn should_place_services_through_the_cmc() {
     .expect_err("unknown");
     assert!(matches!(e, CreateError::OutcomeUnknown { .. }));
     assert_eq!(read_state(|s| s.creations()).len(), 1);
+}
+
+#[test]
+fn should_learn_the_subnet_of_a_service_placed_by_subnet_type() {
+    let rt = StubRuntime::new();
+    install_registry(&rt, true);
+    publish(&rt, &wasm(1, 1_000)).expect("v1");
+    rt.0.borrow_mut().subnet_answers.push_back(Ok(Some(p(61))));
+    let info = block_on(services::create_service(
+        &rt,
+        "ai-module".into(),
+        "S".into(),
+        Placement::SubnetType("fiduciary".into()),
+    ))
+    .expect("created");
+    assert_eq!(info.subnet, Some(p(61)));
+    assert_eq!(info.state, ServiceState::Active);
+    assert_eq!(rt.0.borrow().subnet_lookups, vec![info.canister]);
+    let learned = read_state(|s| s.events(0, 100))
+        .into_iter()
+        .filter(|e| matches!(e.kind, EventKind::SubnetLearned { .. }))
+        .count();
+    assert_eq!(learned, 1);
+    // A known subnet is never asked for.
+    let own = block_on(services::create_service(
+        &rt,
+        "ai-module".into(),
+        "S2".into(),
+        Placement::OwnSubnet,
+    ))
+    .expect("created");
+    assert_eq!(own.subnet, Some(p(50)));
+    assert_eq!(rt.0.borrow().subnet_lookups.len(), 1);
+}
+
+#[test]
+fn should_ask_again_for_a_subnet_the_service_could_not_report_at_creation() {
+    let rt = StubRuntime::new();
+    install_registry(&rt, true);
+    publish(&rt, &wasm(1, 1_000)).expect("v1");
+    rt.0.borrow_mut()
+        .subnet_answers
+        .push_back(Err(err(2, "busy")));
+    let info = block_on(services::create_service(
+        &rt,
+        "ai-module".into(),
+        "S".into(),
+        Placement::SubnetType("fiduciary".into()),
+    ))
+    .expect("created: the subnet is only read by the directory");
+    assert_eq!(info.subnet, None);
+    assert_eq!(info.state, ServiceState::Active);
+    // The next cycle reading asks again.
+    rt.0.borrow_mut().subnet_answers.push_back(Ok(Some(p(61))));
+    block_on(services::background(&rt));
+    assert_eq!(rt.0.borrow().subnet_lookups.len(), 2);
+    let info = read_state(|s| s.service(&info.canister)).expect("known");
+    assert_eq!(info.subnet, Some(p(61)));
+    // Known now: not asked again.
+    mutate_state(|s| {
+        let mut x = s.service(&info.canister).expect("known");
+        x.cycles_checked_at_nanos = None;
+        s.put_service(x);
+    });
+    block_on(services::background(&rt));
+    assert_eq!(rt.0.borrow().subnet_lookups.len(), 2);
 }
 
 #[test]

@@ -64,7 +64,11 @@ fn should_create_services_on_two_subnets_through_the_cmc_and_confirm_their_recor
     assert_eq!(emu_subnet(s2.canister), Some(fid));
     assert_eq!(emu_subnet(s3.canister), Some(fid));
     assert_eq!(s1.subnet, Some(app));
-    assert_eq!(s2.subnet, None, "the CMC picks the subnet of a type");
+    assert_eq!(
+        s2.subnet,
+        Some(fid),
+        "the CMC picks the subnet of a type; the service reports it"
+    );
     assert_eq!(s3.subnet, Some(fid));
     for svc in [&s1, &s2, &s3] {
         assert_eq!(svc.state, ServiceState::Active);
@@ -115,11 +119,19 @@ fn should_create_services_on_two_subnets_through_the_cmc_and_confirm_their_recor
         Vec::<Principal>::new()
     );
     assert_eq!(
-        page(ServiceFilter {
-            subnet: Some(fid),
-            ..Default::default()
-        }),
-        vec![s3.canister]
+        {
+            let mut on_fid = page(ServiceFilter {
+                subnet: Some(fid),
+                ..Default::default()
+            });
+            on_fid.sort();
+            on_fid
+        },
+        {
+            let mut both = vec![s2.canister, s3.canister];
+            both.sort();
+            both
+        }
     );
     let first = page(ServiceFilter {
         limit: 1,

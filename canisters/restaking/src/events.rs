@@ -42,6 +42,15 @@ pub struct AssetWeightEv {
     pub decimals: Option<u8>,
 }
 
+/// An ICRC-1 account in CBOR.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct AccountEv {
+    #[n(0)]
+    pub owner: P,
+    #[cbor(n(1), with = "minicbor::bytes")]
+    pub subaccount: Option<Vec<u8>>,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
 pub enum Event {
     #[n(0)]
@@ -115,6 +124,10 @@ pub enum Event {
         resolvers: Vec<P>,
         #[n(8)]
         reward_tokens: Vec<P>,
+        /// Where the tokens slashed for this AVS go; `None` (and in events logged before
+        /// redistribution existed): staking's configured slash destination.
+        #[n(9)]
+        redistribution: Option<AccountEv>,
     },
     /// A delegation waits for staking to lock the amount (op `op_id`).
     #[n(6)]

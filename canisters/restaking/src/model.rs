@@ -35,7 +35,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use candid::{Nat, Principal};
-use stratros_confirmation::Scheme;
+use stratros_confirmation::{Blob, Scheme};
 
 use crate::events::Event;
 use crate::math::{BPS, U256, WAD, mul_div_floor, scale_down, scale_down_ceil};
@@ -135,6 +135,19 @@ pub struct Avs {
     pub resolvers: Vec<Principal>,
     pub reward_tokens: Vec<Principal>,
     pub deposited: BTreeMap<Principal, u128>,
+    /// Where its slashed tokens go (`None`: staking's configured destination).
+    pub redistribution: Option<Account>,
+    /// Per ledger, the settled losses attributed to its slashes (journaled for staking).
+    pub slashed: BTreeMap<Principal, u128>,
+}
+
+/// One slash of a pool since its positions were last all settled: the pool magnitude before
+/// it, the AVS, and the magnitude it removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cut {
+    pub before: u128,
+    pub avs: String,
+    pub cut: u128,
 }
 
 /// One AVS's share of a pool, in magnitude units.
@@ -178,6 +191,11 @@ pub struct Pool {
     /// The timer's settlement sweep of the pool goes on after this staker (`None`: from the
     /// first); a new slash restarts it.
     pub sweep_from: Option<Principal>,
+    /// The slashes since every position was last settled, oldest first (`before` strictly
+    /// decreasing: each cut is at least 1), to split a settled loss per AVS
+    /// ([`split_loss`]). Emptied when `unsettled` reaches 0, so it holds only the slashes
+    /// some position has not settled yet.
+    pub cuts: Vec<Cut>,
 }
 
 impl Default for Pool {
@@ -191,6 +209,7 @@ impl Default for Pool {
             positions: 0,
             unsettled: 0,
             sweep_from: None,
+            cuts: Vec::new(),
         }
     }
 }
@@ -269,7 +288,11 @@ pub enum OpKind {
         operator: Principal,
     },
     Unlock,
-    Slash,
+    /// A settled loss, attributed to the slashes of `avs` (sent to its redistribution
+    /// account, if it has one); `None`: not attributable (staking's destination).
+    Slash {
+        avs: Option<String>,
+    },
     /// Reward payout of `ledger` tokens to `to`.
     Payout {
         to: Principal,
@@ -422,14 +445,68 @@ pub fn scheme_from_tag(tag: u8) -> Option<Scheme> {
     Scheme::ALL.into_iter().find(|s| s.tag() == tag)
 }
 
+/// Splits the loss a position of `amount` settled at magnitude `snap` takes now, `loss =
+/// amount − floor(amount × M / snap)`, over the AVSs whose slashes caused it. The sum of the
+/// parts is exactly `loss`.
+///
+/// The pool magnitude only ever falls by the cuts of slashes, so `M = snap − Σ d_j`, where
+/// `d_j` is what AVS `j`'s slashes since `snap` cut (the entries of `pool.cuts` whose `before`
+/// is at most `snap`). Hence `loss = ceil(amount × Σ d_j / snap)`: linear in the cuts.
+/// Each AVS gets `floor(amount × d_j / snap)` (rounded down); the remainder, `loss − Σ parts`,
+/// between 0 and the number of AVSs, goes to the AVS with the largest cut `d_j` (the largest
+/// part; ties to the smallest AVS id). Slashes by one AVS in several steps thus split like a
+/// single slash. A loss no recorded cut explains (none should exist) is `None`.
+pub fn split_loss(
+    pool: &Pool,
+    amount: u128,
+    snap: u128,
+    loss: u128,
+) -> Vec<(Option<String>, u128)> {
+    if loss == 0 {
+        return Vec::new();
+    }
+    let start = pool.cuts.partition_point(|c| c.before > snap);
+    let mut by_avs: BTreeMap<&str, u128> = BTreeMap::new();
+    for c in &pool.cuts[start..] {
+        *by_avs.entry(c.avs.as_str()).or_default() += c.cut;
+    }
+    let Some(largest) = by_avs
+        .iter()
+        .fold(None::<(&str, u128)>, |best, (a, d)| match best {
+            Some((_, b)) if b >= *d => best,
+            _ => Some((a, *d)),
+        })
+        .map(|(a, _)| a)
+    else {
+        return vec![(None, loss)];
+    };
+    let mut parts: Vec<(Option<String>, u128)> = by_avs
+        .iter()
+        .map(|(a, d)| (Some((*a).to_string()), scale_down(amount, *d, snap)))
+        .collect();
+    // Σ d_j = snap − M, so Σ floor(amount × d_j / snap) ≤ loss: the remainder is ≥ 0.
+    let sum: u128 = parts.iter().map(|(_, x)| *x).sum();
+    debug_assert!(sum <= loss, "BUG: the parts of a loss exceed it");
+    let remainder = loss.saturating_sub(sum);
+    if let Some(p) = parts
+        .iter_mut()
+        .find(|(a, _)| a.as_deref() == Some(largest))
+    {
+        p.1 += remainder;
+    }
+    parts.retain(|(_, x)| *x > 0);
+    parts
+}
+
 /// Settles `stake` against its pool: credits rewards accrued since its snapshot, applies the
-/// slashes since its magnitude snapshot, and returns the loss (rounded up).
+/// slashes since its magnitude snapshot, and returns the loss (rounded up) split per AVS
+/// ([`split_loss`]).
 fn settle_stake(
     pool: &mut Pool,
     stake: &mut Stake,
     owner: Principal,
     rewards: &mut BTreeMap<(Principal, Principal), u128>,
-) -> u128 {
+) -> Vec<(Option<String>, u128)> {
     for (token, index) in pool.reward_index.iter() {
         let owed = stake.accrued(pool, token);
         if owed > 0 {
@@ -438,18 +515,24 @@ fn settle_stake(
         stake.reward_snap.insert(*token, *index);
     }
     if stake.snap == pool.magnitude {
-        return 0;
+        return Vec::new();
     }
     pool.unsettled = pool.unsettled.saturating_sub(1);
     let value = stake.value(pool);
     let loss = stake.amount - value;
+    let parts = split_loss(pool, stake.amount, stake.snap, loss);
+    debug_assert_eq!(
+        parts.iter().map(|(_, x)| *x).sum::<u128>(),
+        loss,
+        "BUG: a loss split into parts that do not sum to it"
+    );
     stake.amount = value;
     stake.snap = pool.magnitude;
     pool.total_amount -= loss;
     let shares = pool.shares_for(value);
     pool.total_shares = pool.total_shares - stake.shares + shares;
     stake.shares = shares;
-    loss
+    parts
 }
 
 /// Adds `amount` to a settled stake (or removes it, `add == false`).
@@ -521,10 +604,23 @@ impl State {
         id
     }
 
-    fn journal_loss(&mut self, owner: Principal, ledger: Principal, loss: u128, now: u64) {
-        if loss > 0 {
+    /// Journals one slash op per AVS part of a settled loss.
+    fn journal_loss(
+        &mut self,
+        owner: Principal,
+        ledger: Principal,
+        parts: Vec<(Option<String>, u128)>,
+        now: u64,
+    ) {
+        for (avs, loss) in parts {
+            if loss == 0 {
+                continue;
+            }
             *self.slashed_total.entry(ledger).or_default() += loss;
-            self.journal(OpKind::Slash, owner, ledger, loss, now);
+            if let Some(a) = avs.as_ref().and_then(|id| self.avss.get_mut(id)) {
+                *a.slashed.entry(ledger).or_default() += loss;
+            }
+            self.journal(OpKind::Slash { avs }, owner, ledger, loss, now);
         }
     }
 
@@ -552,8 +648,11 @@ impl State {
             .unwrap_or_else(|| panic!("BUG: a delegation without a pool"));
         pool.mature(now);
         let loss = settle_stake(pool, &mut stake, staker, &mut self.rewards);
-        if pool.unsettled == 0 && self.unsettled_pools.remove(&(operator, ledger)) {
-            pool.sweep_from = None;
+        if pool.unsettled == 0 {
+            pool.cuts.clear();
+            if self.unsettled_pools.remove(&(operator, ledger)) {
+                pool.sweep_from = None;
+            }
         }
         self.delegations.insert(key, stake);
         self.journal_loss(staker, ledger, loss, now);
@@ -569,8 +668,11 @@ impl State {
             .unwrap_or_else(|| panic!("BUG: a withdrawal without a pool"));
         pool.mature(now);
         let loss = settle_stake(pool, &mut w.stake, w.staker, &mut self.rewards);
-        if pool.unsettled == 0 && self.unsettled_pools.remove(&(w.operator, w.ledger)) {
-            pool.sweep_from = None;
+        if pool.unsettled == 0 {
+            pool.cuts.clear();
+            if self.unsettled_pools.remove(&(w.operator, w.ledger)) {
+                pool.sweep_from = None;
+            }
         }
         let (staker, ledger) = (w.staker, w.ledger);
         self.withdrawals.insert(id, w);
@@ -618,13 +720,19 @@ impl State {
             // telescopes, so the realized losses (each position rounds its own loss up at
             // settlement) always cover it; rounding each slash up on its own would not.
             let before = pool.value();
-            pool.magnitude -= cut;
-            // Every position is now behind the pool: count them and (re)start the sweep.
+            // Every position is now behind the pool: count them, (re)start the sweep, and
+            // keep the cut to split their losses per AVS.
             if pool.positions > 0 {
                 pool.unsettled = pool.positions;
                 pool.sweep_from = None;
                 self.unsettled_pools.insert(key);
+                pool.cuts.push(Cut {
+                    before: pool.magnitude,
+                    avs: avs.to_string(),
+                    cut,
+                });
             }
+            pool.magnitude -= cut;
             slashed.insert(key.1, before - pool.value());
         }
         slashed
@@ -992,6 +1100,7 @@ impl State {
                 veto_window_ns,
                 resolvers,
                 reward_tokens,
+                redistribution,
             } => {
                 if id.is_empty() || id.len() > 64 {
                     return Err(E::InvalidArgument("an AVS id has 1 to 64 bytes".into()));
@@ -1012,6 +1121,15 @@ impl State {
                         "every asset needs a positive weight".into(),
                     ));
                 }
+                if redistribution
+                    .as_ref()
+                    .and_then(|a| a.subaccount.as_ref())
+                    .is_some_and(|s| s.len() != 32)
+                {
+                    return Err(E::InvalidArgument(
+                        "a redistribution subaccount has 32 bytes".into(),
+                    ));
+                }
                 if self.avss.contains_key(id) {
                     return Err(E::AvsAlreadyRegistered { id: id.clone() });
                 }
@@ -1028,6 +1146,11 @@ impl State {
                         resolvers: resolvers.iter().map(|p| p.0).collect(),
                         reward_tokens: reward_tokens.iter().map(|p| p.0).collect(),
                         deposited: BTreeMap::new(),
+                        redistribution: redistribution.as_ref().map(|a| Account {
+                            owner: a.owner.0,
+                            subaccount: a.subaccount.clone().map(Blob),
+                        }),
+                        slashed: BTreeMap::new(),
                     },
                 );
                 Ok(Applied::Done)
@@ -1751,7 +1874,7 @@ impl State {
             .ops
             .values()
             .filter(|op| op.owner == owner && op.ledger == ledger)
-            .filter(|op| matches!(op.kind, OpKind::Unlock | OpKind::Slash))
+            .filter(|op| matches!(op.kind, OpKind::Unlock | OpKind::Slash { .. }))
             .map(|op| op.amount)
             .sum();
         positions + withdrawals + ops
@@ -2050,6 +2173,16 @@ impl State {
             reward_tokens: a.reward_tokens.clone(),
             allocated: token_amounts(&allocated),
             rewards_deposited: token_amounts(&a.deposited),
+            asset_decimals: a
+                .decimals
+                .iter()
+                .map(|(l, d)| AssetDecimals {
+                    ledger: *l,
+                    decimals: *d,
+                })
+                .collect(),
+            redistribution_account: a.redistribution.clone(),
+            slashed_tokens: token_amounts(&a.slashed),
             slashes: self
                 .slashes
                 .iter()
@@ -2083,7 +2216,7 @@ pub fn op_view(op_id: u64, op: &Op) -> PendingOpView {
         kind: match op.kind {
             OpKind::Lock { .. } => "lock",
             OpKind::Unlock => "unlock",
-            OpKind::Slash => "slash",
+            OpKind::Slash { .. } => "slash",
             OpKind::Payout { .. } => "payout",
             OpKind::Deposit { .. } => "deposit",
         }

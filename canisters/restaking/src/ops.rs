@@ -9,10 +9,10 @@ use icrc_ledger_types::icrc1::account::Account;
 use icrc_ledger_types::icrc1::transfer::{Memo, TransferArg, TransferError};
 use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
 use stratros_staking_api::{
-    HookArgs, HookError, HookKindView, HookView, MAX_SLASH_BATCH, SlashBatchArgs,
+    HookArgs, HookError, HookKindView, HookView, MAX_SLASH_BATCH, SlashBatchArgs, SlashDestination,
 };
 
-use crate::events::{AssetWeightEv, Event, P};
+use crate::events::{AccountEv, AssetWeightEv, Event, P};
 use crate::model::{Applied, NANOS, OpKind, kind_tag};
 use crate::runtime::{Hook, Runtime};
 use crate::state::{read_state, record};
@@ -51,10 +51,29 @@ fn hook_matches(h: &HookView, op: &crate::model::Op) -> bool {
     let kind = match op.kind {
         OpKind::Lock { .. } => HookKindView::Lock,
         OpKind::Unlock => HookKindView::Unlock,
-        OpKind::Slash => HookKindView::Slash,
+        OpKind::Slash { .. } => HookKindView::Slash,
         OpKind::Payout { .. } | OpKind::Deposit { .. } => return false,
     };
     h.kind == kind && h.owner == op.owner && h.ledger == op.ledger && h.amount == op.amount
+}
+
+/// Where staking sends the tokens of slash op `op`: its AVS's redistribution account, or
+/// `None` (staking's configured destination) when the AVS has none or the loss has no AVS.
+pub(crate) fn slash_destination(
+    s: &crate::model::State,
+    op: &crate::model::Op,
+) -> Option<SlashDestination> {
+    let OpKind::Slash { avs: Some(avs) } = &op.kind else {
+        return None;
+    };
+    let a = s.avss.get(avs)?.redistribution.as_ref()?;
+    Some(SlashDestination::Account(Account {
+        owner: a.owner,
+        subaccount: a
+            .subaccount
+            .as_ref()
+            .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok()),
+    }))
 }
 
 /// Settles hook op `op_id` from staking's record when staking applied it. `true` if settled.
@@ -255,6 +274,10 @@ pub async fn register_avs<Rt: Runtime>(rt: &Rt, args: RegisterAvsArgs) -> R<()> 
             veto_window_ns: args.veto_window_seconds.saturating_mul(NANOS),
             resolvers: args.resolvers.into_iter().map(P).collect(),
             reward_tokens: args.reward_tokens.into_iter().map(P).collect(),
+            redistribution: args.redistribution_account.map(|a| AccountEv {
+                owner: P(a.owner),
+                subaccount: a.subaccount.map(|b| b.0),
+            }),
         },
     )
     .map(|_| ())
@@ -491,7 +514,7 @@ pub async fn run_op<Rt: Runtime>(rt: &Rt, op_id: u64) -> R<()> {
     let staking = read_state(|s| s.config().staking);
     let pending = |message: String| RestakingError::Pending { op_id, message };
     match op.kind {
-        OpKind::Lock { .. } | OpKind::Unlock | OpKind::Slash
+        OpKind::Lock { .. } | OpKind::Unlock | OpKind::Slash { .. }
             if is_unknown(op_id) && settle_from_record(rt, staking, op_id, &op).await =>
         {
             Ok(())
@@ -529,14 +552,32 @@ pub async fn run_op<Rt: Runtime>(rt: &Rt, op_id: u64) -> R<()> {
                 }
             }
         }
-        OpKind::Unlock | OpKind::Slash => {
-            let hook = if op.kind == OpKind::Unlock {
-                Hook::Unlock
-            } else {
-                Hook::Slash
+        OpKind::Slash { .. } => {
+            // A batch of one: the single-owner hook has no destination.
+            let args = SlashBatchArgs {
+                slashes: vec![hook_args(op_id, op.owner, op.ledger, op.amount)],
+                destination: read_state(|s| slash_destination(s, &op)),
             };
+            match rt.staking_slash_batch(staking, args).await {
+                Ok(Ok(results)) => match results.into_iter().next() {
+                    Some(Ok(_)) => {
+                        clear_unknown(op_id);
+                        log(rt, Event::OpSettled { op_id })?;
+                        Ok(())
+                    }
+                    Some(Err(e)) => Err(pending(format!("{e:?}"))),
+                    None => Err(pending("staking answered no result".into())),
+                },
+                Ok(Err(e)) => Err(pending(format!("{e:?}"))),
+                Err(e) => {
+                    mark_unknown(op_id);
+                    Err(pending(e.message))
+                }
+            }
+        }
+        OpKind::Unlock => {
             let args = hook_args(op_id, op.owner, op.ledger, op.amount);
-            match rt.staking_hook(staking, hook, args).await {
+            match rt.staking_hook(staking, Hook::Unlock, args).await {
                 Ok(Ok(_)) => {
                     clear_unknown(op_id);
                     log(rt, Event::OpSettled { op_id })?;
@@ -651,7 +692,7 @@ pub async fn process_ops<Rt: Runtime>(rt: &Rt) {
     let ops: Vec<u64> = read_state(|s| {
         s.ops
             .iter()
-            .filter(|(_, op)| op.kind != OpKind::Slash)
+            .filter(|(_, op)| !matches!(op.kind, OpKind::Slash { .. }))
             .take(OPS_BATCH)
             .map(|(id, _)| *id)
             .collect()
@@ -662,22 +703,38 @@ pub async fn process_ops<Rt: Runtime>(rt: &Rt) {
 }
 
 /// Sends journaled slash ops to staking in batches (one `restaking_slash_batch` call per
-/// asset, at most `MAX_SLASH_BATCH` ops each), so that settling N slashed positions costs
-/// N / 500 calls, not N. Each op keeps its own id: staking applies each once, and an op the
-/// batch did not settle stays journaled for the next run.
+/// asset and destination, at most `MAX_SLASH_BATCH` ops each), so that settling N slashed
+/// positions costs N / 500 calls, not N. The destination is the redistribution account of
+/// the op's AVS, or `None` (staking's configured one). Each op keeps its own id: staking
+/// applies each once, and an op the batch did not settle stays journaled for the next run.
 pub async fn run_slash_batches<Rt: Runtime>(rt: &Rt) {
     let staking = read_state(|s| s.config().staking);
-    let mut by_ledger: std::collections::BTreeMap<Principal, Vec<(u64, crate::model::Op)>> =
-        std::collections::BTreeMap::new();
+    type Batches = std::collections::BTreeMap<
+        (Principal, Option<crate::types::Account>),
+        (Option<SlashDestination>, Vec<(u64, crate::model::Op)>),
+    >;
+    let mut batches: Batches = std::collections::BTreeMap::new();
     read_state(|s| {
-        for (id, op) in s.ops.iter().filter(|(_, op)| op.kind == OpKind::Slash) {
-            let batch = by_ledger.entry(op.ledger).or_default();
+        for (id, op) in s
+            .ops
+            .iter()
+            .filter(|(_, op)| matches!(op.kind, OpKind::Slash { .. }))
+        {
+            let account = match &op.kind {
+                OpKind::Slash { avs: Some(avs) } => {
+                    s.avss.get(avs).and_then(|a| a.redistribution.clone())
+                }
+                _ => None,
+            };
+            let (_, batch) = batches
+                .entry((op.ledger, account))
+                .or_insert_with(|| (slash_destination(s, op), Vec::new()));
             if batch.len() < MAX_SLASH_BATCH {
                 batch.push((*id, op.clone()));
             }
         }
     });
-    for (_, batch) in by_ledger {
+    for (destination, batch) in batches.into_values() {
         // Guards before the first await: an op already in flight elsewhere is left out.
         let mut guards = Vec::new();
         let mut ops = Vec::new();
@@ -703,7 +760,7 @@ pub async fn run_slash_batches<Rt: Runtime>(rt: &Rt) {
                 .iter()
                 .map(|(id, op)| hook_args(*id, op.owner, op.ledger, op.amount))
                 .collect(),
-            destination: None,
+            destination,
         };
         match rt.staking_slash_batch(staking, args).await {
             Ok(Ok(results)) => {

@@ -3,7 +3,9 @@
 use candid::{Nat, Principal};
 use proptest::prelude::*;
 
-use crate::events::{AssetWeightEv, Event, P};
+use std::collections::BTreeMap;
+
+use crate::events::{AccountEv, AssetWeightEv, Event, P};
 use crate::math::{BPS, WAD};
 use crate::model::{Applied, DAY_NS, NANOS as NANOS_PER_SEC, OpKind, State, kind_tag};
 use crate::types::{AvsKind, RestakingError, SlashStatus};
@@ -43,6 +45,16 @@ struct T {
     s: State,
     now: u64,
     log: Vec<(u64, Event)>,
+    /// Per ledger, Σ locks staking accepted (what restaking ever held locked there).
+    locked: BTreeMap<Principal, u128>,
+}
+
+/// The DA AVS's redistribution account in [`T::new`] (the confirmation AVS has none).
+fn da_account() -> AccountEv {
+    AccountEv {
+        owner: P(p(40)),
+        subaccount: Some(vec![7; 32]),
+    }
 }
 
 impl T {
@@ -51,6 +63,7 @@ impl T {
             s: State::default(),
             now: 1_000 * DAY_NS,
             log: Vec::new(),
+            locked: BTreeMap::new(),
         };
         t.ok(Event::Init {
             staking: P(p(99)),
@@ -67,12 +80,18 @@ impl T {
                 commission_bps: bps,
             });
         }
-        t.register_avs("confirmation", AvsKind::Confirmation, 5_000);
-        t.register_avs("da", AvsKind::DataAvailability, 10_000);
+        t.register_avs("confirmation", AvsKind::Confirmation, 5_000, None);
+        t.register_avs("da", AvsKind::DataAvailability, 10_000, Some(da_account()));
         t
     }
 
-    fn register_avs(&mut self, id: &str, kind: AvsKind, max_slash_bps: u32) {
+    fn register_avs(
+        &mut self,
+        id: &str,
+        kind: AvsKind,
+        max_slash_bps: u32,
+        redistribution: Option<AccountEv>,
+    ) {
         self.ok(Event::AvsRegistered {
             id: id.into(),
             name: id.into(),
@@ -94,6 +113,7 @@ impl T {
             veto_window_ns: 2 * DAY_NS,
             resolvers: vec![P(resolver())],
             reward_tokens: vec![P(reward_token())],
+            redistribution,
         });
     }
 
@@ -136,6 +156,77 @@ impl T {
             op_id,
             accepted: true,
         });
+        *self.locked.entry(ledger).or_default() += amount;
+    }
+
+    /// Every settled loss is journaled exactly, split per AVS, and sent where its AVS says.
+    /// Per ledger: what restaking took out of its positions (Σ accepted locks − Σ pool
+    /// amounts − Σ unlocks) equals Σ of the slash ops, whose sum per destination (an AVS's
+    /// redistribution account, or staking's configured one) equals Σ of what the AVSs with
+    /// that destination were attributed; no loss is left without an AVS. (No op is settled
+    /// in these native tests, so the ops hold every slash.)
+    fn check_slash_destinations(&self) {
+        use crate::ops::slash_destination;
+        type Dest = Option<stratros_staking_api::SlashDestination>;
+        for (ledger, locked) in &self.locked {
+            let held: u128 = self
+                .s
+                .pools
+                .iter()
+                .filter(|((_, l), _)| l == ledger)
+                .map(|(_, p)| p.total_amount)
+                .sum();
+            let ops = self.s.ops.values().filter(|o| o.ledger == *ledger);
+            let unlocked: u128 = ops
+                .clone()
+                .filter(|o| o.kind == OpKind::Unlock)
+                .map(|o| o.amount)
+                .sum();
+            let mut by_dest: Vec<(Dest, u128)> = Vec::new();
+            for o in ops.filter(|o| matches!(o.kind, OpKind::Slash { .. })) {
+                assert_ne!(
+                    o.kind,
+                    OpKind::Slash { avs: None },
+                    "a loss not attributed to an AVS"
+                );
+                let d = slash_destination(&self.s, o);
+                match by_dest.iter_mut().find(|(x, _)| *x == d) {
+                    Some((_, sum)) => *sum += o.amount,
+                    None => by_dest.push((d, o.amount)),
+                }
+            }
+            let slashed: u128 = by_dest.iter().map(|(_, x)| *x).sum();
+            assert_eq!(
+                slashed,
+                locked - held - unlocked,
+                "slash ops of {ledger} != what settlement took"
+            );
+            assert_eq!(
+                slashed,
+                self.s.slashed_total.get(ledger).copied().unwrap_or(0)
+            );
+            for (d, sum) in by_dest {
+                let attributed: u128 = self
+                    .s
+                    .avss
+                    .iter()
+                    .filter(|(id, _)| {
+                        let probe = crate::model::Op {
+                            kind: OpKind::Slash {
+                                avs: Some((*id).clone()),
+                            },
+                            owner: p(0),
+                            ledger: *ledger,
+                            amount: 0,
+                            created_at: 0,
+                        };
+                        slash_destination(&self.s, &probe) == d
+                    })
+                    .map(|(_, a)| a.slashed.get(ledger).copied().unwrap_or(0))
+                    .sum();
+                assert_eq!(sum, attributed, "slashes sent to {d:?} of {ledger}");
+            }
+        }
     }
 
     fn allocate(&mut self, operator: Principal, avs: &str, ledger: Principal, bps: u32) {
@@ -194,7 +285,9 @@ impl T {
         self.s
             .ops
             .values()
-            .filter(|o| o.owner == owner && o.ledger == ledger && o.kind == OpKind::Slash)
+            .filter(|o| {
+                o.owner == owner && o.ledger == ledger && matches!(o.kind, OpKind::Slash { .. })
+            })
             .map(|o| o.amount)
             .sum()
     }
@@ -456,6 +549,7 @@ fn should_make_an_allocation_slashable_only_after_the_allocation_delay() {
         veto_window_ns: 0,
         resolvers: vec![],
         reward_tokens: vec![],
+        redistribution: None,
     });
     t.allocate(op1(), "fast", cketh(), 5_000);
     let Applied::Slash(id) = t.ok(Event::SlashRequested {
@@ -567,6 +661,278 @@ fn should_never_round_a_tiny_slash_to_nothing() {
     assert_eq!(total, 3);
     assert_eq!(t.s.slashes[&0].slashed[&cketh()], 1);
     t.check_pool_sums();
+}
+
+/// Σ of the slash ops of `owner` in `ledger` attributed to `avs`.
+fn slash_ops_of(t: &T, owner: Principal, ledger: Principal, avs: &str) -> u128 {
+    t.s.ops
+        .values()
+        .filter(|o| o.owner == owner && o.ledger == ledger)
+        .filter(|o| matches!(&o.kind, OpKind::Slash { avs: Some(a) } if a == avs))
+        .map(|o| o.amount)
+        .sum()
+}
+
+#[test]
+fn should_split_a_settled_loss_between_the_avss_that_slashed_the_pool_exactly() {
+    let mut t = T::new();
+    let amounts = [1_000_003u128, 7_777_777, 333, 1];
+    for (i, a) in amounts.iter().enumerate() {
+        t.delegate(staker(i as u8), op1(), cketh(), *a);
+    }
+    t.allocate(op1(), "confirmation", cketh(), 3_000);
+    t.allocate(op1(), "da", cketh(), 5_000);
+    t.advance(DAY_NS);
+    // A queued withdrawal is slashed and split like a delegation.
+    let Applied::Withdrawal(wid) = t.ok(Event::UndelegateRequested {
+        staker: P(staker(1)),
+        operator: P(op1()),
+        ledger: P(cketh()),
+        amount: 1_000_000,
+    }) else {
+        panic!("no withdrawal")
+    };
+    let snap = t.s.pools[&(op1(), cketh())].magnitude;
+    // (owner, amount) of every position before the slashes.
+    let mut positions: Vec<(Principal, u128)> =
+        t.s.delegations
+            .iter()
+            .map(|((_, _, s), d)| (*s, d.amount))
+            .collect();
+    positions.push((staker(1), t.s.withdrawals[&wid].stake.amount));
+    t.slash("confirmation", op1(), 4_321);
+    t.slash("da", op1(), 1_234);
+    t.slash("confirmation", op1(), 17);
+    let pool = t.s.pools[&(op1(), cketh())].clone();
+    let cut_of = |avs: &str| -> u128 {
+        pool.cuts
+            .iter()
+            .filter(|c| c.avs == avs)
+            .map(|c| c.cut)
+            .sum()
+    };
+    let (d_conf, d_da) = (cut_of("confirmation"), cut_of("da"));
+    assert_eq!(
+        d_conf + d_da,
+        snap - pool.magnitude,
+        "the cuts are the magnitude lost"
+    );
+    assert!(d_conf > d_da);
+
+    t.settle_all();
+    // Expected, per owner: each position's loss, floor(amount × d_j / snap) per AVS, and the
+    // remainder to the AVS with the largest cut (confirmation).
+    let mut expected: BTreeMap<Principal, (u128, u128, u128)> = BTreeMap::new();
+    let mut remainders = 0;
+    for (owner, amount) in &positions {
+        let value = amount * pool.magnitude / snap;
+        let loss = amount - value;
+        let da = amount * d_da / snap;
+        let conf = amount * d_conf / snap;
+        assert!(conf + da <= loss && loss - conf - da <= 2);
+        remainders += loss - conf - da;
+        let e = expected.entry(*owner).or_default();
+        e.0 += loss;
+        e.1 += loss - da;
+        e.2 += da;
+    }
+    assert!(remainders > 0, "the case exercises the remainder rule");
+    let (mut total_conf, mut total_da) = (0, 0);
+    for (owner, (loss, conf, da)) in expected {
+        assert_eq!(slash_ops_of(&t, owner, cketh(), "confirmation"), conf);
+        assert_eq!(slash_ops_of(&t, owner, cketh(), "da"), da);
+        assert_eq!(
+            t.slash_ops_total(owner, cketh()),
+            loss,
+            "the parts sum to the loss"
+        );
+        total_conf += conf;
+        total_da += da;
+    }
+    // Per AVS: the totals, in its view with its account; nothing left unattributed.
+    assert_eq!(t.s.avss["confirmation"].slashed[&cketh()], total_conf);
+    let view = t.s.avs_view("da", t.now).expect("da");
+    assert_eq!(view.slashed_tokens[0].amount, total_da);
+    assert_eq!(
+        view.redistribution_account,
+        Some(crate::types::Account {
+            owner: p(40),
+            subaccount: Some(stratros_confirmation::Blob(vec![7; 32])),
+        })
+    );
+    assert_eq!(view.asset_decimals.len(), 2);
+    assert_eq!(t.s.slashed_total[&cketh()], total_conf + total_da);
+    assert!(
+        t.s.pools[&(op1(), cketh())].cuts.is_empty(),
+        "history dropped once settled"
+    );
+    t.check_slash_destinations();
+    t.check_pool_sums();
+    t.check_replay();
+}
+
+#[test]
+fn should_give_the_rounding_remainder_to_the_avs_with_the_largest_cut() {
+    use crate::model::{Cut, Pool, split_loss};
+    let cut = |before: u128, avs: &str, cut: u128| Cut {
+        before,
+        avs: avs.into(),
+        cut,
+    };
+    let some = |a: &str, x: u128| (Some(a.to_string()), x);
+    // Magnitude 10 → 1 by three cuts of 3; a position of 5 loses 5 − floor(5 / 10) = 5:
+    // floors 1 + 1 + 1, the remainder 2 to the largest cut (a tie: the smallest id).
+    let pool = Pool {
+        magnitude: 1,
+        cuts: vec![cut(10, "b", 3), cut(7, "a", 3), cut(4, "c", 3)],
+        ..Pool::default()
+    };
+    assert_eq!(
+        split_loss(&pool, 5, 10, 5),
+        vec![some("a", 3), some("b", 1), some("c", 1)]
+    );
+    // Settled after the first cut (snap 7): only a's and c's cuts are its loss,
+    // 5 − floor(5 / 7) = 5 split 2 + 2, remainder 1 to a.
+    assert_eq!(split_loss(&pool, 5, 7, 5), vec![some("a", 3), some("c", 2)]);
+    // A tiny loss goes wholly to the largest cut; parts of 0 are left out.
+    let pool = Pool {
+        magnitude: WAD - 3,
+        cuts: vec![cut(WAD, "a", 1), cut(WAD - 1, "b", 2)],
+        ..Pool::default()
+    };
+    assert_eq!(split_loss(&pool, 1, WAD, 1), vec![some("b", 1)]);
+    // No recorded cut: not attributable (staking's configured destination).
+    assert_eq!(split_loss(&Pool::default(), 1, WAD, 1), vec![(None, 1)]);
+}
+
+#[test]
+fn should_send_the_slashes_of_an_avs_without_an_account_to_stakings_destination() {
+    use stratros_staking_api::SlashDestination;
+    let mut t = T::new();
+    t.delegate(staker(0), op1(), cketh(), 1_000_000);
+    t.allocate(op1(), "confirmation", cketh(), 3_000);
+    t.allocate(op1(), "da", cketh(), 3_000);
+    t.advance(DAY_NS);
+    t.slash("confirmation", op1(), 1_000);
+    t.slash("da", op1(), 1_000);
+    t.settle_all();
+    let dests: Vec<(Option<String>, Option<SlashDestination>)> =
+        t.s.ops
+            .values()
+            .map(|o| match &o.kind {
+                OpKind::Slash { avs } => (avs.clone(), crate::ops::slash_destination(&t.s, o)),
+                other => panic!("unexpected op {other:?}"),
+            })
+            .collect();
+    let da = icrc_ledger_types::icrc1::account::Account {
+        owner: p(40),
+        subaccount: Some([7; 32]),
+    };
+    assert_eq!(
+        dests,
+        vec![
+            (Some("confirmation".into()), None),
+            (Some("da".into()), Some(SlashDestination::Account(da))),
+        ]
+    );
+    let view = t.s.avs_view("confirmation", t.now).expect("confirmation");
+    assert_eq!(view.redistribution_account, None);
+    assert_eq!(view.slashed_tokens[0].amount, 30_000u32);
+}
+
+#[test]
+fn should_refuse_a_redistribution_subaccount_that_is_not_32_bytes() {
+    let mut t = T::new();
+    let err = t.err(Event::AvsRegistered {
+        id: "bad".into(),
+        name: "bad".into(),
+        kind: kind_tag(AvsKind::Other),
+        slashers: vec![],
+        weights: vec![AssetWeightEv {
+            ledger: P(cketh()),
+            weight_bps: 1,
+            decimals: None,
+        }],
+        max_slash_bps: 0,
+        veto_window_ns: 0,
+        resolvers: vec![],
+        reward_tokens: vec![],
+        redistribution: Some(AccountEv {
+            owner: P(p(41)),
+            subaccount: Some(vec![1; 31]),
+        }),
+    });
+    assert!(matches!(err, RestakingError::InvalidArgument(_)), "{err:?}");
+}
+
+/// `AvsRegistered` as logged before redistribution accounts (tags 0 to 8).
+#[derive(minicbor::Encode)]
+enum OldEvent {
+    #[n(5)]
+    AvsRegistered {
+        #[n(0)]
+        id: String,
+        #[n(1)]
+        name: String,
+        #[n(2)]
+        kind: u8,
+        #[n(3)]
+        slashers: Vec<P>,
+        #[n(4)]
+        weights: Vec<AssetWeightEv>,
+        #[n(5)]
+        max_slash_bps: u32,
+        #[n(6)]
+        veto_window_ns: u64,
+        #[n(7)]
+        resolvers: Vec<P>,
+        #[n(8)]
+        reward_tokens: Vec<P>,
+    },
+}
+
+#[test]
+fn should_replay_an_avs_logged_before_redistribution_with_stakings_destination() {
+    let weights = vec![AssetWeightEv {
+        ledger: P(cketh()),
+        weight_bps: 10_000,
+        decimals: Some(18),
+    }];
+    let old = minicbor::to_vec(OldEvent::AvsRegistered {
+        id: "old".into(),
+        name: "old".into(),
+        kind: 2,
+        slashers: vec![P(slasher())],
+        weights: weights.clone(),
+        max_slash_bps: 5_000,
+        veto_window_ns: 0,
+        resolvers: vec![],
+        reward_tokens: vec![],
+    })
+    .expect("encode");
+    let e: Event = minicbor::decode(&old).expect("an old AvsRegistered decodes");
+    let Event::AvsRegistered { redistribution, .. } = &e else {
+        panic!("decoded as {e:?}")
+    };
+    assert_eq!(*redistribution, None);
+    // And an event without an account encodes as the old one did: old logs stay valid.
+    assert_eq!(minicbor::to_vec(&e).expect("encode"), old);
+    let mut t = T::new();
+    t.ok(e);
+    t.delegate(staker(0), op1(), cketh(), 1_000_000);
+    t.allocate(op1(), "old", cketh(), 5_000);
+    t.allocate(op1(), "da", cketh(), 5_000);
+    t.advance(DAY_NS);
+    t.slash("old", op1(), 2_000);
+    t.slash("da", op1(), 2_000);
+    // The upgrade: replaying the log (old event included) gives the same state, with the
+    // split of the losses still pending settlement, and after settling.
+    t.check_replay();
+    t.settle_all();
+    assert_eq!(slash_ops_of(&t, staker(0), cketh(), "old"), 100_000);
+    assert_eq!(slash_ops_of(&t, staker(0), cketh(), "da"), 100_000);
+    t.check_slash_destinations();
+    t.check_replay();
 }
 
 #[test]
@@ -906,6 +1272,7 @@ fn register_mixed_avs(t: &mut T, id: &str, eth_bps: u32, btc_bps: u32) {
         veto_window_ns: DAY_NS,
         resolvers: vec![],
         reward_tokens: vec![P(reward_token())],
+        redistribution: None,
     });
 }
 
@@ -1314,9 +1681,11 @@ proptest! {
                 Step::Claim(s) => { let _ = t.apply(Event::RewardsClaimed { owner: P(staker(s)), recipient: P(staker(s)) }); }
             }
             t.check_pool_sums();
+            t.check_slash_destinations();
         }
         // Values never exceed settled amounts; settling makes them equal.
         t.settle_all();
+        t.check_slash_destinations();
         for ((o, l), pool) in t.s.pools.clone() {
             let values: u128 = t.s.delegations.iter().filter(|((o2, l2, _), _)| (*o2, *l2) == (o, l)).map(|(_, d)| d.value(&pool)).sum::<u128>()
                 + t.s.withdrawals.values().filter(|w| (w.operator, w.ledger) == (o, l)).map(|w| w.stake.value(&pool)).sum::<u128>();

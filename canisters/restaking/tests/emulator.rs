@@ -31,6 +31,8 @@ use stratros_staking_api::{
     Arg as StakingArg, AssetArg, InitArgs as StakingInit, PositionView, StakeArgs, StakeError,
 };
 
+mod common;
+
 const KEY: &str = "dfx_test_key";
 
 // The fixtures' install arguments and replies, as Candid (their crates export
@@ -70,15 +72,9 @@ struct SignResponse {
 const DAY: Duration = Duration::from_secs(24 * 3600);
 const FEE: u128 = 2_000_000_000_000;
 
+/// `out/<name>.wasm`, or `$STRATROS_WASM_DIR/<name>.wasm` (as the other suites).
 fn out(name: &str) -> Vec<u8> {
-    let path =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../../out/{name}.wasm"));
-    std::fs::read(&path).unwrap_or_else(|e| {
-        panic!(
-            "cannot read {}: {e}; build it: bash scripts/build.sh {name}",
-            path.display()
-        )
-    })
+    ic_testkit::wasm(name)
 }
 
 fn user(n: u64) -> Principal {
@@ -365,6 +361,7 @@ fn should_slash_an_equivocating_operator_and_keep_staking_in_step() {
         veto_window_seconds: 2 * 24 * 3600,
         resolvers: vec![],
         reward_tokens: vec![s.eth],
+        redistribution_account: None,
     };
     let (r, _): (Result<(), RestakingError>, _) = s.call(
         s.restaking,
@@ -545,4 +542,190 @@ fn should_slash_an_equivocating_operator_and_keep_staking_in_step() {
         println!("| slash_equivocation, {scheme} | {cost} |");
         assert!(cost < 40_000_000_000 / 4, "{scheme}: {cost}");
     }
+}
+
+/// Two AVSs with redistribution accounts and one without slash the same operator: an
+/// equivocation proof slashes both confirmation AVSs (the Suite's `confirmation`, without an
+/// account, and `confirmation-r`, with one), and the DA AVS executes a subjective slash. Once
+/// the positions settle, staking sends each AVS's part to its own account: each account holds
+/// exactly the part restaking attributed to its AVS (minus the one ledger fee of staking's
+/// transfer), the parts sum to what staking took, and the cross-canister invariants hold,
+/// across an upgrade of restaking too.
+#[test]
+fn should_send_each_avss_part_of_the_settled_slashes_to_its_redistribution_account() {
+    use common::{E18, Suite as Scenario, admin, nat};
+    use ic_testkit::{CanisterSpec, EmulatorBackend, IcBackendExt};
+    use restaking::types::{Account as AvsAccount, AvsView, RequestSlashArgs};
+
+    let backend = EmulatorBackend::new();
+    let s = Scenario::new(&backend, 3);
+    let amount = 10 * E18;
+    for u in s.users.clone() {
+        s.stake(u, amount);
+        s.delegate(u, amount).expect("delegate");
+        s.check();
+    }
+    let conf_account = Account {
+        owner: Principal::self_authenticating(b"confirmation treasury"),
+        subaccount: Some([5; 32]),
+    };
+    let da_account = Account {
+        owner: Principal::self_authenticating(b"da treasury"),
+        subaccount: None,
+    };
+    let register = |id: &str, kind: AvsKind, max_slash_bps: u32, to: &Account| {
+        let r: Result<(), RestakingError> = s.update(
+            admin(),
+            "register_avs",
+            RegisterAvsArgs {
+                id: id.into(),
+                name: id.into(),
+                kind,
+                slashers: vec![admin()],
+                asset_weights: vec![AssetWeight {
+                    ledger: s.eth,
+                    weight_bps: 10_000,
+                }],
+                max_slash_bps,
+                veto_window_seconds: 0,
+                resolvers: vec![],
+                reward_tokens: vec![],
+                redistribution_account: Some(AvsAccount {
+                    owner: to.owner,
+                    subaccount: to.subaccount.map(|b| Blob(b.to_vec())),
+                }),
+            },
+        );
+        r.expect("register avs");
+    };
+    register(
+        "confirmation-r",
+        AvsKind::Confirmation,
+        1_000,
+        &conf_account,
+    );
+    register("da", AvsKind::DataAvailability, 5_000, &da_account);
+    s.allocate_on("confirmation", s.eth, 2_000);
+    s.allocate_on("confirmation-r", s.eth, 3_000);
+    s.allocate_on("da", s.eth, 4_000);
+    s.pass_time(DAY);
+
+    // A node of the operator, and its equivocation.
+    let spec = CanisterSpec::default().controller(admin());
+    let node =
+        s.ic.deploy(
+            &spec,
+            out("confirmation_node"),
+            NodeArg::Init(NodeInit {
+                scheme: Scheme::SchnorrEd25519,
+                key_name: KEY.into(),
+                hub: hub(),
+            }),
+        )
+        .expect("install node");
+    s.ic.run_until_idle();
+    let first = header(1, 1);
+    let signed: Result<SignResponse, candid::Reserved> =
+        s.ic.update_as(node, Some(hub()), "sign_header", first.clone())
+            .expect("sign_header");
+    let confirmation = signed.expect("signed").confirmation;
+    let r: Result<(), RestakingError> = s.update(
+        common::operator(),
+        "register_node",
+        RegisterNodeArgs {
+            node,
+            scheme: Scheme::SchnorrEd25519,
+            key_name: KEY.into(),
+            public_key: confirmation.public_key.clone(),
+        },
+    );
+    r.expect("register node");
+    let second = header(1, 2);
+    let second_sig = {
+        let emu = backend.emulator().borrow();
+        sign_as(&emu, Scheme::SchnorrEd25519, node, &second)
+    };
+    let r: Result<u64, RestakingError> = s.update(
+        user(9),
+        "slash_equivocation",
+        EquivocationArgs {
+            operator: common::operator(),
+            evidence: EquivocationEvidence {
+                node,
+                scheme: Scheme::SchnorrEd25519,
+                key_name: KEY.into(),
+                first: SignedHeader {
+                    header: first,
+                    signature: confirmation.signature.clone(),
+                },
+                second: SignedHeader {
+                    header: second,
+                    signature: Blob(second_sig),
+                },
+            },
+        },
+    );
+    r.expect("equivocation slash");
+    s.check();
+    // The DA AVS's subjective slash: requested, then executed (no veto window).
+    let id: Result<u64, RestakingError> = s.update(
+        admin(),
+        "request_slash",
+        RequestSlashArgs {
+            avs: "da".into(),
+            operator: common::operator(),
+            bps: 2_500,
+            reason: "withheld data".into(),
+        },
+    );
+    let id = id.expect("request slash");
+    let r: Result<(), RestakingError> = s.update(admin(), "execute_slash", id);
+    r.expect("execute slash");
+    s.check();
+
+    // Settle every position; staking sends each destination's bucket on its next run.
+    s.process();
+    s.check();
+    s.pass_time(std::time::Duration::from_secs(120));
+    s.check_settled();
+    let view = |id: &str| -> AvsView {
+        let v: Option<AvsView> =
+            s.ic.query(s.restaking, "get_avs", id.to_string())
+                .expect("get_avs");
+        v.expect("avs")
+    };
+    let part = |id: &str| -> u128 {
+        view(id)
+            .slashed_tokens
+            .iter()
+            .filter(|t| t.token == s.eth)
+            .map(|t| nat(&t.amount))
+            .sum()
+    };
+    let (burned, conf_part, da_part) = (part("confirmation"), part("confirmation-r"), part("da"));
+    assert!(burned > 0 && conf_part > 0 && da_part > 0);
+    // 10 % of 20 % and of 30 %, 25 % of 40 %: 2 %, 3 % and 10 % of 30 ckETH (each position's
+    // loss rounds up by at most one unit, which goes to one AVS).
+    assert!(burned.abs_diff(6 * E18 / 10) <= 3, "{burned}");
+    assert!(conf_part.abs_diff(9 * E18 / 10) <= 3, "{conf_part}");
+    assert!(da_part.abs_diff(3 * E18) <= 3, "{da_part}");
+    assert_eq!(
+        burned + conf_part + da_part,
+        s.slashes_taken_by_staking(),
+        "the parts sum to what staking took"
+    );
+    assert_eq!(s.balance(conf_account), conf_part - common::FEE);
+    assert_eq!(s.balance(da_account), da_part - common::FEE);
+    assert_eq!(
+        view("da").redistribution_account.map(|a| a.owner),
+        Some(da_account.owner)
+    );
+    assert_eq!(view("confirmation").redistribution_account, None);
+
+    // The upgrade replays the log (accounts and attributed totals included).
+    let before: Vec<AvsView> = ["confirmation", "confirmation-r", "da"].map(view).to_vec();
+    s.upgrade_restaking();
+    let after: Vec<AvsView> = ["confirmation", "confirmation-r", "da"].map(view).to_vec();
+    assert_eq!(before, after);
+    s.check_settled();
 }

@@ -149,6 +149,7 @@ fn register_two_asset_avs(s: &Suite, id: &str, btc: Principal, eth_bps: u32, btc
             veto_window_seconds: 0,
             resolvers: vec![],
             reward_tokens: vec![s.eth],
+            redistribution_account: None,
         },
     );
     r.expect("register a two-asset AVS");

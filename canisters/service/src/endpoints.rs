@@ -103,7 +103,10 @@ fn list_records(args: ListRecordsArgs) -> RecordPage {
 
 #[query]
 fn get_status() -> ServiceStatus {
-    read_state(|s| s.status())
+    ServiceStatus {
+        subnet: Some(ic_cdk::api::subnet_self()),
+        ..read_state(|s| s.status())
+    }
 }
 
 /// Certified HTTP: `/` (HTML status), `/status` (JSON), `/records/<id>` (JSON).

@@ -399,6 +399,8 @@ impl State {
             refused: self.meta.refused,
             scan_height: self.meta.scan_height,
             fees: self.fees.status(),
+            // Known only to the entry point (`ic0.subnet_self`), which fills it in.
+            subnet: None,
         }
     }
 

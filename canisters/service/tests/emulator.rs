@@ -36,6 +36,9 @@ fn services_on_two_subnets_confirm_records_and_share_them() {
     let mut t = Suite::new();
     let (s1, s2) = (t.s1, t.s2);
     assert_ne!(t.emu.get_subnet(s1), t.emu.get_subnet(s2));
+    // Each reports the subnet it runs on (the registry records it for CMC placements).
+    assert_eq!(t.status(s1).subnet, t.emu.get_subnet(s1));
+    assert_eq!(t.status(s2).subnet, t.emu.get_subnet(s2));
 
     let mark = t.mark();
     let views = t

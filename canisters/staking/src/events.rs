@@ -270,6 +270,16 @@ pub enum Event {
         #[n(4)]
         to: Option<SlashTo>,
     },
+    /// Outgoing transfer `id` got `TooOld`, and the ledger's history (the whole window its
+    /// old `created_at_time` allowed) has no block of it: it never executed and no longer
+    /// can, so it is sent again as a new transaction with this `created_at_time`.
+    #[n(15)]
+    OutResent {
+        #[n(0)]
+        id: u64,
+        #[n(1)]
+        created_at_time: u64,
+    },
 }
 
 /// One entry of the log: when, and what.

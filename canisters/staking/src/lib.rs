@@ -5,6 +5,7 @@
 pub mod codec;
 mod endpoints;
 pub mod events;
+pub mod history;
 pub mod lifecycle;
 pub mod log;
 pub mod ops;

@@ -4,7 +4,8 @@
 //! with its `created_at_time` and memo (`"stratros" ‖ op id`), so an answer that never comes
 //! (reject, trap, timeout) leaves the operation pending; the reconciliation timer asks the
 //! ledger again with the very same arguments, and the ledger's deduplication settles it:
-//! `Duplicate` means it happened.
+//! `Duplicate` means it happened. Past the 24 h window the ledger answers `TooOld` instead,
+//! and an outgoing transfer is settled from the ledger's ICRC-3 history (`history`).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
@@ -22,6 +23,7 @@ use stratros_staking_api::{
 };
 
 use crate::events::{Acct, Event, InKind, OutKind, P, SlashTo};
+use crate::history;
 use crate::log::{read_state, record};
 use crate::runtime::{CallError, Runtime};
 use crate::state::{HookKind, MAX_TOTAL, State, memo};
@@ -608,16 +610,62 @@ pub async fn run_outgoing<R: Runtime>(rt: &R, id: u64) -> Result<Nat, StakeError
     };
     // A burn (fee 0 recorded) moves `amount` with no fee; anything else sends
     // `amount - fee` and names the fee, so the canister's balance falls by exactly `amount`.
-    let arg = TransferArg {
+    let arg = |created_at_time: u64| TransferArg {
         from_subaccount: None,
         to: Account::from(&o.to),
         fee: (o.fee > 0).then(|| Nat::from(o.fee)),
-        created_at_time: Some(o.created_at_time),
+        created_at_time: Some(created_at_time),
         memo: Some(Memo::from(memo(id))),
         amount: Nat::from(o.amount - o.fee),
     };
-    match classify_transfer(rt.transfer(o.ledger, arg).await) {
+    let mut reply = rt.transfer(o.ledger, arg(o.created_at_time)).await;
+    if matches!(reply, Ok(Err(TransferError::TooOld))) {
+        let wanted = history::Wanted {
+            op_id: id,
+            from: Account::from(rt.canister_id()),
+            to: (o.slash_to != Some(SlashTo::Burn)).then(|| Account::from(&o.to)),
+            amount: o.amount - o.fee,
+            memo: memo(id),
+            created_at_time: o.created_at_time,
+        };
+        match history::search(rt, o.ledger, &wanted).await {
+            history::Search::Found(block) => {
+                reply = Ok(Err(TransferError::Duplicate {
+                    duplicate_of: Nat::from(block),
+                }))
+            }
+            history::Search::NotFound => {
+                // Never executed, and `created_at_time` is past the window: a new
+                // transaction, deduplicated by its own new `created_at_time`.
+                let created_at_time = rt.time();
+                log_event(
+                    rt,
+                    Event::OutResent {
+                        id,
+                        created_at_time,
+                    },
+                );
+                reply = rt.transfer(o.ledger, arg(created_at_time)).await;
+            }
+            history::Search::Continue { next } => {
+                return Err(StakeError::Pending {
+                    operation: id,
+                    message: format!(
+                        "TooOld: searching the ledger's history, blocks below {next} to go"
+                    ),
+                });
+            }
+            history::Search::Undecided(message) => {
+                return Err(StakeError::Pending {
+                    operation: id,
+                    message,
+                });
+            }
+        }
+    }
+    match classify_transfer(reply) {
         Outcome::Done(block) => {
+            history::forget(id);
             log_event(
                 rt,
                 Event::OutSettled {
@@ -628,6 +676,7 @@ pub async fn run_outgoing<R: Runtime>(rt: &R, id: u64) -> Result<Nat, StakeError
             Ok(block)
         }
         Outcome::Refused(e) => {
+            history::forget(id);
             log_event(rt, Event::OutFailed { id });
             Err(StakeError::Transfer(e))
         }

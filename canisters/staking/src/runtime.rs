@@ -6,6 +6,7 @@ use ic_cdk::call::{Call, CallFailed};
 use icrc_ledger_types::icrc1::account::Account;
 use icrc_ledger_types::icrc1::transfer::{TransferArg, TransferError};
 use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
+use icrc_ledger_types::icrc3::blocks::{GetBlocksRequest, GetBlocksResult};
 
 /// A ledger call that did not produce a reply: rejected, trapped or timed out. The ledger may
 /// or may not have executed it.
@@ -33,6 +34,13 @@ pub trait Runtime {
     ) -> Result<Result<Nat, TransferFromError>, CallError>;
     async fn balance_of(&self, ledger: Principal, account: Account) -> Result<Nat, CallError>;
     async fn metadata(&self, ledger: Principal) -> Result<LedgerMeta, CallError>;
+    /// ICRC-3 `icrc3_get_blocks` with one range (a ledger without it answers a reject).
+    async fn get_blocks(
+        &self,
+        ledger: Principal,
+        start: u64,
+        length: u64,
+    ) -> Result<GetBlocksResult, CallError>;
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,5 +149,17 @@ impl Runtime for IcRuntime {
             fee,
             minting_account,
         })
+    }
+    async fn get_blocks(
+        &self,
+        ledger: Principal,
+        start: u64,
+        length: u64,
+    ) -> Result<GetBlocksResult, CallError> {
+        let args = vec![GetBlocksRequest {
+            start: Nat::from(start),
+            length: Nat::from(length),
+        }];
+        call(ledger, "icrc3_get_blocks", &args).await
     }
 }

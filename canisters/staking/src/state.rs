@@ -640,6 +640,16 @@ impl State {
                     },
                 );
             }
+            Event::OutResent {
+                id,
+                created_at_time,
+            } => {
+                let o = self
+                    .pending_out
+                    .get_mut(&id)
+                    .unwrap_or_else(|| panic!("BUG: re-sending unknown outgoing {id}"));
+                o.created_at_time = created_at_time;
+            }
             Event::OutSettled { id, .. } => {
                 let o = self
                     .pending_out

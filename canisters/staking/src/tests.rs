@@ -363,7 +363,14 @@ fn should_handle_ck_eth_amounts_beyond_u64() {
 
 #[test]
 fn should_round_trip_events_through_cbor() {
-    let (_, events) = base();
+    let (_, mut events) = base();
+    events.push((
+        4,
+        Event::OutResent {
+            id: 7,
+            created_at_time: 5,
+        },
+    ));
     for (t, e) in events {
         let entry = crate::events::Entry {
             timestamp: t,
@@ -431,9 +438,14 @@ mod flows {
 
     use candid::{Nat, Principal};
     use futures::executor::block_on;
+    use icrc_ledger_types::icrc::generic_value::ICRC3Value;
     use icrc_ledger_types::icrc1::account::Account;
     use icrc_ledger_types::icrc1::transfer::{TransferArg, TransferError};
     use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
+    use icrc_ledger_types::icrc3::archive::QueryArchiveFn;
+    use icrc_ledger_types::icrc3::blocks::{
+        ArchivedBlocks, BlockWithId, GetBlocksRequest, GetBlocksResult,
+    };
     use stratros_staking_api::{
         Arg, AssetArg, FundRewardsArgs, HookArgs, HookError, HookKindView, InitArgs,
         NotifyDepositArgs, SlashBatchArgs, SlashDestination, StakeArgs, StakeError, UnstakeArgs,
@@ -456,6 +468,12 @@ mod flows {
         seen: RefCell<Vec<TransferArg>>,
         /// What `balance_of` answers (the deposit subaccount, or the main account).
         balance: RefCell<u128>,
+        /// The ledger's ICRC-3 blocks; `None`: no `icrc3_get_blocks` (a reject).
+        blocks: RefCell<Option<Vec<ICRC3Value>>>,
+        /// Blocks below this index are archived (not served by the ledger).
+        archived_below: RefCell<u64>,
+        /// `icrc3_get_blocks` calls as (start, length).
+        block_calls: RefCell<Vec<(u64, u64)>>,
     }
 
     impl Runtime for Stub {
@@ -497,6 +515,46 @@ mod flows {
                 minting_account: None,
             })
         }
+        async fn get_blocks(
+            &self,
+            _: Principal,
+            start: u64,
+            length: u64,
+        ) -> Result<GetBlocksResult, CallError> {
+            self.block_calls.borrow_mut().push((start, length));
+            let blocks = self.blocks.borrow();
+            let Some(blocks) = blocks.as_ref() else {
+                return Err(CallError {
+                    message: "no method icrc3_get_blocks".into(),
+                });
+            };
+            let archived_below = *self.archived_below.borrow();
+            let end = start
+                .saturating_add(length.min(1_000))
+                .min(blocks.len() as u64);
+            let served: Vec<BlockWithId> = (start.max(archived_below)..end)
+                .map(|i| BlockWithId {
+                    id: Nat::from(i),
+                    block: blocks[i as usize].clone(),
+                })
+                .collect();
+            let archived_blocks = if start < archived_below.min(end) {
+                vec![ArchivedBlocks {
+                    args: vec![GetBlocksRequest {
+                        start: Nat::from(start),
+                        length: Nat::from(archived_below.min(end) - start),
+                    }],
+                    callback: QueryArchiveFn::new(Principal::from_slice(&[6, 6]), "get_blocks"),
+                }]
+            } else {
+                vec![]
+            };
+            Ok(GetBlocksResult {
+                log_length: Nat::from(blocks.len()),
+                blocks: served,
+                archived_blocks,
+            })
+        }
     }
 
     fn controller() -> Principal {
@@ -522,7 +580,11 @@ mod flows {
             seen_from: RefCell::new(vec![]),
             seen: RefCell::new(vec![]),
             balance: RefCell::new(0),
+            blocks: RefCell::new(None),
+            archived_below: RefCell::new(0),
+            block_calls: RefCell::new(vec![]),
         };
+        crate::history::reset();
         crate::lifecycle::init(
             &rt,
             Arg::Init(InitArgs {
@@ -730,12 +792,59 @@ mod flows {
         read_state(|s| s.check_invariants()).expect("invariants");
     }
 
-    #[test]
-    fn should_keep_a_withdrawal_pending_not_pay_it_again_when_the_retry_is_too_old() {
-        let rt = setup();
-        stake(&rt, 1_000).expect("stake");
+    const H: u64 = 3600 * 1_000_000_000;
+
+    fn icrc_account(a: &Account) -> ICRC3Value {
+        let mut parts = vec![ICRC3Value::Blob(a.owner.as_slice().to_vec().into())];
+        if let Some(s) = a.subaccount {
+            parts.push(ICRC3Value::Blob(s.to_vec().into()));
+        }
+        ICRC3Value::Array(parts)
+    }
+
+    /// An ICRC-3 `xfer` block, as DFINITY's ledgers write ICRC-1 transfers.
+    fn xfer_block(ts: u64, t: &TransferArg, from: Principal) -> ICRC3Value {
+        let mut tx = std::collections::BTreeMap::new();
+        tx.insert("op".to_string(), ICRC3Value::Text("xfer".into()));
+        tx.insert("from".to_string(), icrc_account(&Account::from(from)));
+        tx.insert("to".to_string(), icrc_account(&t.to));
+        tx.insert("amt".to_string(), ICRC3Value::Nat(t.amount.clone()));
+        if let Some(m) = &t.memo {
+            tx.insert("memo".to_string(), ICRC3Value::Blob(m.0.clone()));
+        }
+        if let Some(c) = t.created_at_time {
+            tx.insert("ts".to_string(), ICRC3Value::Nat(Nat::from(c)));
+        }
+        let mut b = std::collections::BTreeMap::new();
+        b.insert("tx".to_string(), ICRC3Value::Map(tx));
+        b.insert("ts".to_string(), ICRC3Value::Nat(Nat::from(ts)));
+        b.insert("fee".to_string(), ICRC3Value::Nat(Nat::from(10u8)));
+        ICRC3Value::Map(b)
+    }
+
+    /// Another account's transfer at `ts`.
+    fn other_block(ts: u64) -> ICRC3Value {
+        let t = TransferArg {
+            from_subaccount: None,
+            to: Account::from(alice()),
+            fee: None,
+            created_at_time: Some(ts),
+            memo: None,
+            amount: Nat::from(5u8),
+        };
+        xfer_block(ts, &t, Principal::from_slice(&[8]))
+    }
+
+    fn staking_id(rt: &Stub) -> Principal {
+        rt.canister_id()
+    }
+
+    /// Stakes 1,000, unbonds 500 and asks to withdraw it; the answer is lost (unknown), then
+    /// every retry for a day times out; `blocks_before` of others' blocks precede it.
+    fn withdrawal_lost_for_a_day(rt: &Stub) -> TransferArg {
+        stake(rt, 1_000).expect("stake");
         ops::unstake(
-            &rt,
+            rt,
             UnstakeArgs {
                 ledger: ledger(),
                 amount: Nat::from(500u32),
@@ -743,32 +852,252 @@ mod flows {
         )
         .expect("unstake");
         *rt.now.borrow_mut() += 61_000_000_000;
-        // First attempt: unknown outcome (it may have executed); then a day of timeouts.
         rt.transfer.borrow_mut().push_back(Err(unknown()));
         assert!(matches!(
-            block_on(ops::withdraw(&rt, ledger())),
+            block_on(ops::withdraw(rt, ledger())),
             Err(StakeError::Pending { .. })
         ));
         for _ in 0..24 {
-            *rt.now.borrow_mut() += 3600 * 1_000_000_000;
+            *rt.now.borrow_mut() += H;
             rt.transfer.borrow_mut().push_back(Err(unknown()));
-            block_on(ops::reconcile(&rt));
+            block_on(ops::reconcile(rt));
         }
-        // After 24 h the ledger no longer deduplicates: it answers TooOld. Re-sending with a
-        // fresh timestamp could pay twice, refunding could lose the payout: it stays pending.
-        *rt.now.borrow_mut() += 3600 * 1_000_000_000;
+        *rt.now.borrow_mut() += H;
+        rt.seen.borrow()[0].clone()
+    }
+
+    fn in_flight() -> (u128, u128) {
+        let a = read_state(|s| s.asset(ledger()).cloned()).expect("asset");
+        (a.unbonding, a.in_flight)
+    }
+
+    #[test]
+    fn should_settle_a_withdrawal_from_the_ledger_history_not_pay_it_again_when_the_retry_is_too_old()
+     {
+        let rt = setup();
+        let sent = withdrawal_lost_for_a_day(&rt);
+        let created = sent.created_at_time.expect("created_at_time");
+        // The ledger executed the first attempt (block 3); others' blocks around it.
+        let mut blocks = vec![other_block(0), other_block(1), other_block(created - 1)];
+        blocks.push(xfer_block(created + 5, &sent, staking_id(&rt)));
+        blocks.extend((0..20).map(|i| other_block(created + i * H)));
+        *rt.blocks.borrow_mut() = Some(blocks);
+        // After 24 h the ledger no longer deduplicates: it answers TooOld. The history
+        // shows the transfer: settled as done with its block, never re-sent.
         rt.transfer
             .borrow_mut()
             .push_back(Ok(Err(TransferError::TooOld)));
         block_on(ops::reconcile(&rt));
-        let a = read_state(|s| s.asset(ledger()).cloned()).expect("asset");
-        assert_eq!((a.unbonding, a.in_flight), (0, 500));
-        let seen = rt.seen.borrow();
-        assert!(seen.len() >= 26);
+        assert_eq!(read_state(|s| s.pending_out().len()), 0);
+        assert_eq!(in_flight(), (0, 0));
+        let seen = rt.seen.borrow().clone();
+        assert_eq!(
+            seen.len(),
+            26,
+            "the first attempt, 24 retries and the TooOld one"
+        );
         assert!(
             seen.iter().all(|t| *t == seen[0]),
             "every retry carries the original created_at_time and memo"
         );
+        let settled: Vec<Option<u128>> = crate::log::entries(0, crate::log::len())
+            .iter()
+            .filter_map(|(_, cbor, _, _)| match crate::log::decode(cbor).event {
+                crate::events::Event::OutSettled { block, .. } => Some(block),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(settled, vec![Some(3)]);
+        block_on(ops::reconcile(&rt));
+        assert_eq!(rt.seen.borrow().len(), 26, "nothing more is sent");
+        read_state(|s| s.check_invariants()).expect("invariants");
+    }
+
+    #[test]
+    fn should_resend_a_too_old_withdrawal_once_with_a_new_created_at_time_when_the_history_lacks_it()
+     {
+        let rt = setup();
+        let sent = withdrawal_lost_for_a_day(&rt);
+        let created = sent.created_at_time.expect("created_at_time");
+        // The window's blocks are all others': it never executed.
+        let blocks: Vec<ICRC3Value> = (0..30).map(|i| other_block(i * H)).collect();
+        *rt.blocks.borrow_mut() = Some(blocks);
+        rt.transfer
+            .borrow_mut()
+            .push_back(Ok(Err(TransferError::TooOld)));
+        // The re-sent transfer's answer is lost too; its own retry is deduplicated.
+        rt.transfer.borrow_mut().push_back(Err(unknown()));
+        block_on(ops::reconcile(&rt));
+        assert_eq!(in_flight(), (0, 500));
+        let resent = rt.seen.borrow().last().cloned().expect("re-sent");
+        let now = *rt.now.borrow();
+        assert_eq!(resent.created_at_time, Some(now));
+        assert_ne!(resent.created_at_time, Some(created));
+        assert_eq!(
+            (resent.memo.clone(), resent.amount.clone()),
+            (sent.memo.clone(), sent.amount.clone())
+        );
+        *rt.now.borrow_mut() += 60_000_000_000;
+        rt.transfer
+            .borrow_mut()
+            .push_back(Ok(Err(TransferError::Duplicate {
+                duplicate_of: Nat::from(31u8),
+            })));
+        block_on(ops::reconcile(&rt));
+        assert_eq!(in_flight(), (0, 0));
+        let seen = rt.seen.borrow().clone();
+        assert_eq!(seen.len(), 28);
+        assert_eq!(
+            seen[27], resent,
+            "the retry of the re-send keeps its created_at_time"
+        );
+        let resends = seen
+            .iter()
+            .filter(|t| t.created_at_time != Some(created))
+            .count();
+        assert_eq!(resends, 2, "re-sent once, retried once");
+        // Replay takes the same steps.
+        let before = read_state(|s| s.clone());
+        crate::lifecycle::post_upgrade(&rt, None).expect("upgrade");
+        assert_eq!(read_state(|s| s.clone()), before);
+        read_state(|s| s.check_invariants()).expect("invariants");
+    }
+
+    #[test]
+    fn should_keep_a_too_old_withdrawal_pending_when_the_ledger_has_no_icrc3_or_archived_it() {
+        let rt = setup();
+        let sent = withdrawal_lost_for_a_day(&rt);
+        let created = sent.created_at_time.expect("created_at_time");
+        let id = read_state(|s| s.pending_out().keys().next().copied()).expect("pending");
+        // No icrc3_get_blocks: pending, counted in flight, and the reason is given.
+        rt.transfer
+            .borrow_mut()
+            .push_back(Ok(Err(TransferError::TooOld)));
+        match block_on(ops::run_outgoing(&rt, id)) {
+            Err(StakeError::Pending { message, .. }) => {
+                assert!(message.contains("icrc3_get_blocks"), "{message}")
+            }
+            other => panic!("expected pending, got {other:?}"),
+        }
+        assert_eq!(in_flight(), (0, 500));
+        // The blocks it would need are archived: the same.
+        let mut blocks: Vec<ICRC3Value> = (0..10).map(other_block).collect();
+        blocks.push(xfer_block(created, &sent, staking_id(&rt)));
+        blocks.extend((0..10).map(|i| other_block(created + i * H)));
+        *rt.blocks.borrow_mut() = Some(blocks);
+        *rt.archived_below.borrow_mut() = 15;
+        rt.transfer
+            .borrow_mut()
+            .push_back(Ok(Err(TransferError::TooOld)));
+        match block_on(ops::run_outgoing(&rt, id)) {
+            Err(StakeError::Pending { message, .. }) => {
+                assert!(message.contains("archived"), "{message}")
+            }
+            other => panic!("expected pending, got {other:?}"),
+        }
+        assert_eq!(in_flight(), (0, 500));
+        assert_eq!(rt.seen.borrow().len(), 27, "never re-sent");
+        read_state(|s| s.check_invariants()).expect("invariants");
+    }
+
+    #[test]
+    fn should_match_history_blocks_on_op_accounts_amount_memo_and_created_at_time() {
+        use crate::history::{Wanted, matches};
+        let me = Principal::from_slice(&[3, 3]);
+        let t = TransferArg {
+            from_subaccount: None,
+            to: Account::from(alice()),
+            fee: None,
+            created_at_time: Some(77),
+            memo: Some(crate::state::memo(5).into()),
+            amount: Nat::from(490u32),
+        };
+        let wanted = Wanted {
+            op_id: 5,
+            from: Account::from(me),
+            to: Some(Account::from(alice())),
+            amount: 490,
+            memo: crate::state::memo(5),
+            created_at_time: 77,
+        };
+        assert!(matches(&xfer_block(80, &t, me), &wanted));
+        // The default subaccount written out is the same account.
+        let mut zero = wanted.clone();
+        zero.from.subaccount = Some([0; 32]);
+        assert!(matches(&xfer_block(80, &t, me), &zero));
+        for other in [
+            TransferArg {
+                amount: Nat::from(491u32),
+                ..t.clone()
+            },
+            TransferArg {
+                created_at_time: Some(78),
+                ..t.clone()
+            },
+            TransferArg {
+                memo: Some(crate::state::memo(6).into()),
+                ..t.clone()
+            },
+            TransferArg {
+                to: Account::from(restaking()),
+                ..t.clone()
+            },
+        ] {
+            assert!(!matches(&xfer_block(80, &other, me), &wanted), "{other:?}");
+        }
+        assert!(
+            !matches(&xfer_block(80, &t, alice()), &wanted),
+            "another sender"
+        );
+        // A burn is a `burn` block (no `to`); an `xfer` never settles a burn.
+        let burn = Wanted {
+            to: None,
+            ..wanted.clone()
+        };
+        assert!(!matches(&xfer_block(80, &t, me), &burn));
+        let mut block = xfer_block(80, &t, me);
+        if let ICRC3Value::Map(m) = &mut block
+            && let Some(ICRC3Value::Map(tx)) = m.get_mut("tx")
+        {
+            tx.insert("op".into(), ICRC3Value::Text("burn".into()));
+            tx.remove("to");
+        }
+        assert!(matches(&block, &burn));
+        assert!(!matches(&block, &wanted));
+    }
+
+    #[test]
+    fn should_continue_a_long_history_scan_in_the_next_reconcile_run() {
+        let rt = setup();
+        let sent = withdrawal_lost_for_a_day(&rt);
+        let created = sent.created_at_time.expect("created_at_time");
+        let pages = u64::from(crate::history::HISTORY_CALLS_PER_RUN) * crate::history::HISTORY_PAGE;
+        // The transfer is block 2, under more blocks than one run reads.
+        let mut blocks = vec![other_block(0), other_block(created - 1)];
+        blocks.push(xfer_block(created, &sent, staking_id(&rt)));
+        blocks.extend((0..pages + 500).map(|i| other_block(created + i)));
+        let len = blocks.len() as u64;
+        *rt.blocks.borrow_mut() = Some(blocks);
+        rt.transfer
+            .borrow_mut()
+            .push_back(Ok(Err(TransferError::TooOld)));
+        block_on(ops::reconcile(&rt));
+        assert_eq!(in_flight(), (0, 500), "not decided yet");
+        let first_run = rt.block_calls.borrow().len();
+        assert_eq!(
+            first_run,
+            1 + crate::history::HISTORY_CALLS_PER_RUN as usize
+        );
+        *rt.now.borrow_mut() += 60_000_000_000;
+        rt.transfer
+            .borrow_mut()
+            .push_back(Ok(Err(TransferError::TooOld)));
+        block_on(ops::reconcile(&rt));
+        assert_eq!(in_flight(), (0, 0));
+        let calls = rt.block_calls.borrow().clone();
+        // The second run resumes where the first stopped, not at the tip.
+        assert_eq!(calls[first_run].0 + calls[first_run].1, len - pages);
+        assert_eq!(rt.seen.borrow().len(), 27, "never re-sent");
         read_state(|s| s.check_invariants()).expect("invariants");
     }
 

@@ -1,6 +1,6 @@
 //! The hub's costs (issue 3), the real `confirmation` Wasm with four real nodes on the emulator,
-//! following `canisters/confirmation/tests/bench.rs`: `submit_packed` at 100 records per call,
-//! one seal of 10,000 leaves, `get_receipt` over that history.
+//! following `canisters/confirmation/tests/bench.rs`: `submit` (Candid) and `submit_packed` at
+//! 100 records per call, one seal of 10,000 leaves, `get_receipt` over that history.
 
 use super::confirmation_node::instructions_since;
 use super::{Context, Measurement};
@@ -20,6 +20,8 @@ pub const RECEIPT_TARGET: u64 = 5_000_000;
 
 const LEAVES: u64 = 10_000;
 const PER_CALL: u64 = 100;
+/// One call in this many is a Candid `submit`.
+const CANDID_EVERY: u64 = 10;
 
 /// Instructions of the hub's executions after `mark` whose entry point contains `entry`.
 fn entry_instructions(emu: &Emulator, hub: Principal, mark: usize, entry: &str) -> u64 {
@@ -66,17 +68,29 @@ pub fn hub(ctx: &Context) -> Result<Vec<Measurement>> {
     let submitter = Principal::self_authenticating(b"stratros bench service");
     emu::add_submitter(&mut emu, hub, submitter)?;
 
-    let mut submit_total = 0;
+    // Every tenth call is a Candid `submit`, the others `submit_packed`: both forms over the
+    // same history.
+    let (mut packed_total, mut packed_records) = (0, 0);
+    let (mut candid_total, mut candid_records) = (0, 0);
     for call in 0..LEAVES / PER_CALL {
         let inputs: Vec<RecordInput> = (call * PER_CALL..(call + 1) * PER_CALL)
             .map(|i| emu::record_input("inference", &format!("ref-{i}"), &format!("bench {i}")))
             .collect();
-        let blob = Blob(stratros_confirmation::encode_packed(&inputs));
         let mark = emu.executions().len();
-        let r: Result<Vec<crate::types::Submitted>, crate::types::SubmitError> =
-            emu::update(&mut emu, hub, submitter, "submit_packed", (blob,))?;
-        r.map_err(|e| anyhow!("submit_packed: {e:?}"))?;
-        submit_total += entry_instructions(&emu, hub, mark, "submit_packed");
+        if call % CANDID_EVERY == 0 {
+            let r: Result<Vec<crate::types::Submitted>, crate::types::SubmitError> =
+                emu::update(&mut emu, hub, submitter, "submit", (inputs,))?;
+            r.map_err(|e| anyhow!("submit: {e:?}"))?;
+            candid_total += entry_instructions(&emu, hub, mark, "submit");
+            candid_records += PER_CALL;
+        } else {
+            let blob = Blob(stratros_confirmation::encode_packed(&inputs));
+            let r: Result<Vec<crate::types::Submitted>, crate::types::SubmitError> =
+                emu::update(&mut emu, hub, submitter, "submit_packed", (blob,))?;
+            r.map_err(|e| anyhow!("submit_packed: {e:?}"))?;
+            packed_total += entry_instructions(&emu, hub, mark, "submit_packed");
+            packed_records += PER_CALL;
+        }
     }
     let mark = emu.executions().len();
     let height = emu::seal_now(&mut emu, hub)?;
@@ -92,14 +106,25 @@ pub fn hub(ctx: &Context) -> Result<Vec<Measurement>> {
     }
     Ok(vec![
         Measurement {
+            name: "confirmation/submit/per_record".into(),
+            issue: 3,
+            value: candid_total / candid_records,
+            target: SUBMIT_TARGET,
+            unit: "instructions",
+            note: format!(
+                "mean per record of {} Candid `submit` calls of {PER_CALL} records",
+                candid_records / PER_CALL
+            ),
+        },
+        Measurement {
             name: "confirmation/submit_packed/per_record".into(),
             issue: 3,
-            value: submit_total / LEAVES,
+            value: packed_total / packed_records,
             target: SUBMIT_TARGET,
             unit: "instructions",
             note: format!(
                 "mean per record of {} `submit_packed` calls of {PER_CALL} records",
-                LEAVES / PER_CALL
+                packed_records / PER_CALL
             ),
         },
         Measurement {

@@ -200,6 +200,7 @@ fn setup(ctx: &Context, delegators: u64) -> Result<(Net, u64, u64)> {
             veto_window_seconds: 0,
             resolvers: vec![],
             reward_tokens: vec![ledger],
+            redistribution_account: None,
         },),
     )?;
     let amount = 10 * E18;

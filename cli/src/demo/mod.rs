@@ -131,8 +131,9 @@ pub fn steps() -> Vec<Step> {
         Step {
             name: "slashing_and_rewards",
             what: "a node equivocates and is slashed by proof (anyone reports it; a forged or \
-                   reused proof is refused); a DA slash vetoed, another executed after its veto \
-                   window; AVS rewards (the services' fees forwarded by the hub plus a treasury \
+                   reused proof is refused), its tokens burned; a DA slash vetoed, another \
+                   executed after its veto window, its tokens sent to the DA AVS's \
+                   redistribution account; AVS rewards (the services' fees forwarded by the hub plus a treasury \
                    deposit) claimed by delegators and operators",
             run: Some(restaking::slashing_and_rewards),
         },

@@ -21,7 +21,7 @@ use stratros_confirmation::{
     header_signing_digest,
 };
 use stratros_restaking_api::{
-    AllocateArgs, Arg, AssetWeight, AvsKind, AvsView, DelegateArgs, DepositRewardsArgs,
+    Account, AllocateArgs, Arg, AssetWeight, AvsKind, AvsView, DelegateArgs, DepositRewardsArgs,
     EquivocationArgs, InitArgs, OperatorView, RegisterAvsArgs, RegisterNodeArgs,
     RegisterOperatorArgs, RequestSlashArgs, RestakingError, SlashStatus, StakerView, TokenAmount,
 };
@@ -49,6 +49,11 @@ fn da_committee() -> Principal {
 }
 fn reporter() -> Principal {
     Principal::self_authenticating(b"stratros demo reporter")
+}
+/// The DA AVS's redistribution account: its slashed tokens go there (a fund that compensates
+/// the users of withheld data), where the confirmation AVS's are burned.
+pub fn da_fund() -> Principal {
+    Principal::self_authenticating(b"stratros demo DA fund")
 }
 
 fn nat(n: u128) -> Nat {
@@ -227,6 +232,10 @@ pub fn run(demo: &mut Demo) -> Result<Vec<Check>> {
             DA_MAX_BPS,
         ),
     ] {
+        let redistribution_account = (id == DA_AVS).then(|| Account {
+            owner: da_fund(),
+            subaccount: None,
+        });
         let r: Result<(), _> = call(
             demo,
             emu::controller(),
@@ -250,6 +259,7 @@ pub fn run(demo: &mut Demo) -> Result<Vec<Check>> {
                 veto_window_seconds: VETO_WINDOW.as_secs(),
                 resolvers: vec![council()],
                 reward_tokens: vec![btc.id],
+                redistribution_account,
             },),
         )?;
         ok("register_avs", r)?;
@@ -268,6 +278,7 @@ pub fn run(demo: &mut Demo) -> Result<Vec<Check>> {
             veto_window_seconds: 0,
             resolvers: vec![],
             reward_tokens: vec![],
+            redistribution_account: None,
         },),
     )?;
     checks.push(Check::new(
@@ -682,6 +693,22 @@ pub fn slashing_and_rewards(demo: &mut Demo) -> Result<Vec<Check>> {
         statuses,
         vec![SlashStatus::Vetoed, SlashStatus::Executed],
     ));
+    // The DA AVS redistributes: staking sent its part of the settled losses, less the
+    // ledger fee, to its fund (the confirmation AVS's part was burned).
+    let da = avs(demo, DA_AVS)?;
+    let redistributed = da
+        .slashed_tokens
+        .iter()
+        .find(|t| t.token == btc.id)
+        .map(|t| to_u128(&t.amount))
+        .transpose()?
+        .unwrap_or(0);
+    let fund = balance(demo, btc.id, da_fund())?;
+    checks.push(Check::new(
+        "the DA slash went to the DA AVS's redistribution account (less the ledger fee)",
+        redistributed >= loss && fund + to_u128(&btc.fee)? == redistributed,
+        format!("attributed {redistributed}, fund holds {fund}"),
+    ));
     checks.extend(in_step(demo, "after the DA slash")?);
 
     checks.extend(rewards(demo, &btc)?);
@@ -695,6 +722,7 @@ pub fn slashing_and_rewards(demo: &mut Demo) -> Result<Vec<Check>> {
         restaking(demo)?,
         alpha,
         beta,
+        da_fund(),
     ];
     holders.extend(demo.fee_holders());
     for l in [btc, eth] {

@@ -12,6 +12,7 @@ pub mod merkle;
 pub mod packed;
 pub mod quorum;
 pub mod receipt;
+pub mod submit_candid;
 pub mod types;
 
 pub use bytes::{Blob, Hash32};
@@ -23,6 +24,7 @@ pub use equivocation::{EvidenceError, check_equivocation_structure};
 pub use merkle::StratrosHasher;
 pub use packed::{decode_packed, encode_packed};
 pub use quorum::PolicyError;
+pub use submit_candid::decode_submit_arg;
 pub use types::*;
 
 #[cfg(test)]

@@ -125,8 +125,9 @@ pub struct ServiceInfo {
     pub version: u32,
     pub module_hash: serde_bytes::ByteBuf,
     pub placement: Placement,
-    /// The subnet, when known: the registry's own for `OwnSubnet`, the chosen one for
-    /// `Subnet`; `None` for `SubnetType` (the cycles minting canister picks it).
+    /// The subnet: the registry's own for `OwnSubnet`, the chosen one for `Subnet`; for
+    /// `SubnetType` (the cycles minting canister picks it) the one the service reports once
+    /// installed (`get_status`), `None` until then.
     pub subnet: Option<Principal>,
     pub state: ServiceState,
     /// Cycles given at creation.
@@ -452,6 +453,11 @@ pub enum EventKind {
     ServiceActive {
         canister: Principal,
         version: u32,
+    },
+    /// The subnet a service placed by subnet type reported (`get_status`).
+    SubnetLearned {
+        canister: Principal,
+        subnet: Principal,
     },
     ServiceUpgraded {
         canister: Principal,

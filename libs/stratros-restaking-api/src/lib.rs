@@ -74,6 +74,26 @@ pub struct RegisterAvsArgs {
     pub veto_window_seconds: u64,
     pub resolvers: Vec<Principal>,
     pub reward_tokens: Vec<Principal>,
+    /// Where the tokens slashed for this AVS go (sent by staking, minus the ledger fee).
+    /// `None`: staking's configured slash destination (burn by default), as before.
+    pub redistribution_account: Option<Account>,
+}
+
+/// An ICRC-1 account: the same Candid type as `icrc_ledger_types`' `Account`
+/// (`record { owner : principal; subaccount : opt blob }`, a subaccount has 32 bytes), kept
+/// here so that clients need not link the ledger types.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, CandidType, Deserialize)]
+pub struct Account {
+    pub owner: Principal,
+    pub subaccount: Option<Blob>,
+}
+
+/// An asset's ledger decimals, read from the ledger when the AVS was registered (`None`: an
+/// AVS registered before they were recorded, whose weights apply to raw token units).
+#[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
+pub struct AssetDecimals {
+    pub ledger: Principal,
+    pub decimals: Option<u8>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]
@@ -258,6 +278,12 @@ pub struct AvsView {
     pub allocated: Vec<TokenAmount>,
     pub rewards_deposited: Vec<TokenAmount>,
     pub slashes: Vec<SlashView>,
+    pub asset_decimals: Vec<AssetDecimals>,
+    /// See `RegisterAvsArgs::redistribution_account`.
+    pub redistribution_account: Option<Account>,
+    /// Per asset, the settled losses attributed to this AVS's slashes and sent to staking's
+    /// slash hook: to `redistribution_account`, or to staking's destination when it is `None`.
+    pub slashed_tokens: Vec<TokenAmount>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, CandidType, Deserialize)]

@@ -8,19 +8,18 @@
 //! staked + unbonding + unpaid rewards + transfers in flight (+ slashed tokens not yet sent),
 //! and the positions add up to the totals.
 //!
-//! Needs `out/staking.wasm` and `out/icrc_ledger.wasm`:
+//! Needs `staking.wasm` and `icrc_ledger.wasm` in `$STRATROS_WASM_DIR` (default `out/`):
 //! `bash scripts/build.sh staking icrc_ledger`.
 
 use std::time::Duration;
 
 use candid::{CandidType, Encode, Nat, Principal};
-use ic_testkit::{CanisterSpec, EmulatorBackend, IcBackend, IcBackendExt, backends_for_test};
+use ic_testkit::{CanisterSpec, EmulatorBackend, IcBackend, IcBackendExt, backends_for_test, wasm};
 use icrc_ledger::types::{FaultMode, FaultRule, InitArgs as LedgerInit, LedgerArg};
 use icrc_ledger_types::icrc1::account::Account;
 use icrc_ledger_types::icrc1::transfer::TransferArg;
 use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
 use icrc_ledger_types::icrc2::transfer_from::TransferFromError;
-use stratros_integration::wasm;
 use stratros_staking_api::{
     AccountingView, Arg, AssetArg, AssetView, ClaimReceipt, FundRewardsArgs, HookArgs, HookError,
     HookReceipt, InitArgs, NotifyDepositArgs, PositionView, SlashDestination, StakeArgs,

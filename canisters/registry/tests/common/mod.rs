@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use stratros_confirmation::hub::{
     Arg as HubArg, ConfigUpdate as HubConfigUpdate, InitArgs as HubInitArgs,
 };
-use stratros_confirmation::{PolicyNode, Scheme};
+use stratros_confirmation::{Blob, PolicyNode, Scheme};
 
 pub const KIND: &str = "ai-module";
 pub const KEY_NAME: &str = "dfx_test_key";
@@ -50,28 +50,7 @@ pub struct NodeInit {
     pub hub: Principal,
 }
 
-/// A record for a service's `add_records` (only the variant the scenarios use).
-#[derive(CandidType, Clone)]
-pub enum RecordBody {
-    Transaction {
-        kind: String,
-        payload: serde_bytes::ByteBuf,
-    },
-}
-
-/// The part of a service's `get_status` the scenarios read.
-#[derive(CandidType, Deserialize, Debug, Clone)]
-pub struct ServiceStatus {
-    pub records: u64,
-    pub pending: u64,
-    pub submitted: u64,
-    pub sealed: u64,
-    pub confirmed: u64,
-    pub refused: u64,
-    pub hub: Principal,
-    pub owner: Principal,
-    pub name: String,
-}
+pub use stratros_service_api::{RecordBody, ServiceStatus};
 
 pub struct Suite<B: IcBackend + ?Sized = dyn IcBackend> {
     pub ic: Box<B>,
@@ -265,7 +244,7 @@ impl<B: IcBackend + ?Sized> Suite<B> {
         let records: Vec<RecordBody> = (0..n)
             .map(|i| RecordBody::Transaction {
                 kind: "inference".into(),
-                payload: serde_bytes::ByteBuf::from(format!("{tag}-{i}").into_bytes()),
+                payload: Blob(format!("{tag}-{i}").into_bytes()),
             })
             .collect();
         let reply: Result<Result<Vec<candid::Reserved>, candid::Reserved>, _> =
@@ -284,7 +263,7 @@ impl<B: IcBackend + ?Sized> Suite<B> {
         let records: Vec<RecordBody> = (0..n)
             .map(|i| RecordBody::Transaction {
                 kind: "inference".into(),
-                payload: serde_bytes::ByteBuf::from(format!("{tag}-{i}").into_bytes()),
+                payload: Blob(format!("{tag}-{i}").into_bytes()),
             })
             .collect();
         let reply: Result<Result<Vec<candid::Reserved>, candid::Reserved>, _> =

@@ -176,6 +176,7 @@ impl<'a> Suite<'a> {
                 veto_window_seconds: 0,
                 resolvers: vec![],
                 reward_tokens: vec![eth],
+                redistribution_account: None,
             },
         );
         r.expect("register avs");
