@@ -61,6 +61,10 @@ pub enum FeeEvent {
     /// The ledger refused the transfer for good, and no earlier attempt may have executed:
     /// the amount goes back to the credit.
     WithdrawalRefused { id: u64, reason: String },
+    /// The ledger answered `TooOld` and its ICRC-3 history holds no block of the transfer: it
+    /// never executed and, its `created_at_time` being refused, never can. The amount goes
+    /// back to the credit, also after an attempt whose outcome was unknown.
+    WithdrawalNeverExecuted { id: u64 },
 }
 
 /// A credit withdrawal as the books keep it.
@@ -283,23 +287,43 @@ impl FeeBook {
                 self.pending_withdrawals.remove(id);
             }
             FeeEvent::WithdrawalRefused { id, reason } => {
-                let w = self.pending_withdrawal_mut(*id)?;
-                if w.uncertain {
+                if self.pending_withdrawal_mut(*id)?.uncertain {
                     return Err(format!(
                         "withdrawal {id} may have executed: a refusal proves nothing"
                     ));
                 }
-                w.outcome = Some(Err(reason.clone()));
-                let (submitter, amount) = (w.submitter, w.amount);
-                let a = self.accounts.entry(submitter).or_default();
-                a.credit = add(a.credit, amount)?;
-                a.withdrawn = a.withdrawn.saturating_sub(amount);
-                self.credits = add(self.credits, amount)?;
-                self.withdrawn = self.withdrawn.saturating_sub(amount);
-                self.pending_withdrawals.remove(id);
+                self.refund_withdrawal(*id, reason.clone())?;
+            }
+            FeeEvent::WithdrawalNeverExecuted { id } => {
+                self.refund_withdrawal(
+                    *id,
+                    "TooOld, and not in the ledger's history: never executed".into(),
+                )?;
             }
         }
         self.events += 1;
+        Ok(())
+    }
+
+    /// Gives a pending withdrawal's amount back to the credit (it did not, and will not, move).
+    fn refund_withdrawal(&mut self, id: u64, reason: String) -> Result<(), String> {
+        let w = self.pending_withdrawal_mut(id)?;
+        let (submitter, amount) = (w.submitter, w.amount);
+        // Checked before anything changes, so a refusal leaves the books as they were.
+        let account_credit = add(
+            self.accounts.get(&submitter).map_or(0, |a| a.credit),
+            amount,
+        )?;
+        let credits = add(self.credits, amount)?;
+        if let Some(w) = self.withdrawals.get_mut(&id) {
+            w.outcome = Some(Err(reason));
+        }
+        let a = self.accounts.entry(submitter).or_default();
+        a.credit = account_credit;
+        a.withdrawn = a.withdrawn.saturating_sub(amount);
+        self.credits = credits;
+        self.withdrawn = self.withdrawn.saturating_sub(amount);
+        self.pending_withdrawals.remove(&id);
         Ok(())
     }
 

@@ -25,9 +25,10 @@ use icrc_ledger_types::icrc2::allowance::AllowanceArgs;
 use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
 use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
 use stratros_confirmation::Blob;
+use stratros_ledger_history::{Search, Wanted};
 
 use crate::fees::FeeEvent;
-use crate::runtime::{DepositRewardsArgs, Runtime};
+use crate::runtime::{DepositRewardsArgs, LedgerHistory, Runtime};
 use crate::state::{mutate_state, read_state};
 use crate::types::{
     CreditWithdrawal, DepositFeesArgs, FeeDeposit, FeeError, WithdrawCreditArgs, WithdrawalState,
@@ -82,7 +83,32 @@ pub async fn deposit_fees<R: Runtime>(
         memo: Some(DEPOSIT_MEMO.to_vec().into()),
         created_at_time: Some(args.created_at_time),
     };
-    let block = match rt.transfer_from(ledger, transfer).await {
+    let (from, to) = (transfer.from, transfer.to);
+    let mut reply = rt.transfer_from(ledger, transfer).await;
+    if matches!(reply, Ok(Err(TransferFromError::TooOld))) {
+        // A retry past the ledger's deduplication window: its history tells whether an
+        // earlier attempt pulled the tokens (credited now, once per block as always).
+        let wanted = Wanted {
+            key: ("deposit", deposit_key(caller, args.created_at_time)),
+            from,
+            to: Some(to),
+            amount: args.amount,
+            memo: DEPOSIT_MEMO.to_vec(),
+            created_at_time: args.created_at_time,
+        };
+        reply = match stratros_ledger_history::search(&LedgerHistory(rt), ledger, &wanted).await {
+            Search::Found(block) => Ok(Err(TransferFromError::Duplicate {
+                duplicate_of: Nat::from(block),
+            })),
+            // Never executed, and never can: the ledger's `TooOld` stands.
+            Search::NotFound => reply,
+            Search::Continue { next } => Err(format!(
+                "TooOld: searching the ledger's history, blocks below {next} to go; retry"
+            )),
+            Search::Undecided(message) => Err(message),
+        };
+    }
+    let block = match reply {
         Ok(Ok(block)) => nat_u128(&block),
         Ok(Err(TransferFromError::Duplicate { duplicate_of })) => nat_u128(&duplicate_of),
         Ok(Err(e)) => {
@@ -108,6 +134,19 @@ pub async fn deposit_fees<R: Runtime>(
             credit: s.fees().credit(&caller),
         })
     })
+}
+
+/// The history-scan key of a deposit: a submitter's deposit is identified by its
+/// `created_at_time` (the same one is the same ledger transaction).
+fn deposit_key(submitter: Principal, created_at_time: u64) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(submitter.as_slice())
+        .chain_update(created_at_time.to_be_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
 }
 
 /// The memo of withdrawal `id`'s transfer.
@@ -247,7 +286,47 @@ async fn complete_withdrawal<R: Runtime>(
         memo: Some(withdrawal_memo(id).into()),
         amount: Nat::from(w.amount - w.ledger_fee),
     };
-    let event = match rt.transfer(ledger, transfer).await {
+    let to = transfer.to;
+    let mut reply = rt.transfer(ledger, transfer).await;
+    if matches!(reply, Ok(Err(TransferError::TooOld))) {
+        // Past the ledger's deduplication window: its history decides.
+        let wanted = Wanted {
+            key: ("withdrawal", id),
+            from: Account::from(rt.canister_id()),
+            to: Some(to),
+            amount: w.amount - w.ledger_fee,
+            memo: withdrawal_memo(id),
+            created_at_time: w.created_at_time,
+        };
+        match stratros_ledger_history::search(&LedgerHistory(rt), ledger, &wanted).await {
+            Search::Found(block) => {
+                reply = Ok(Err(TransferError::Duplicate {
+                    duplicate_of: Nat::from(block),
+                }))
+            }
+            Search::NotFound => {
+                mutate_state(|s| s.record_fee_event(FeeEvent::WithdrawalNeverExecuted { id }))
+                    .unwrap_or_else(|e| panic!("BUG: {e}"));
+                return withdrawal(id).ok_or_else(|| unknown_withdrawal(id));
+            }
+            Search::Continue { next } => {
+                mutate_state(|s| {
+                    s.note_withdrawal_error(
+                        id,
+                        format!(
+                            "TooOld: searching the ledger's history, blocks below {next} to go"
+                        ),
+                    )
+                });
+                return withdrawal(id).ok_or_else(|| unknown_withdrawal(id));
+            }
+            Search::Undecided(message) => {
+                mutate_state(|s| s.note_withdrawal_error(id, message));
+                return withdrawal(id).ok_or_else(|| unknown_withdrawal(id));
+            }
+        }
+    }
+    let event = match reply {
         Ok(Ok(block)) => Some(FeeEvent::WithdrawalDone {
             id,
             block: nat_u128(&block),
@@ -256,8 +335,8 @@ async fn complete_withdrawal<R: Runtime>(
             id,
             block: nat_u128(&duplicate_of),
         }),
-        // Not executed now; an earlier attempt may have been (TooOld: the ledger no longer
-        // deduplicates it, so only its history can tell). Retried, never refunded.
+        // Not executed now; an earlier attempt may have been. Retried, never refunded. (A
+        // `TooOld` got here only if the history search above found the block.)
         Ok(Err(
             e @ (TransferError::TemporarilyUnavailable
             | TransferError::GenericError { .. }

@@ -6,6 +6,7 @@ use icrc_ledger_types::icrc1::transfer::{TransferArg, TransferError};
 use icrc_ledger_types::icrc2::allowance::AllowanceArgs;
 use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
 use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
+use icrc_ledger_types::icrc3::blocks::{GetBlocksRequest, GetBlocksResult};
 use serde::Deserialize;
 use stratros_confirmation::{BatchHeader, Scheme, VETKD_CONTEXT};
 
@@ -69,6 +70,27 @@ pub trait Runtime {
         restaking: Principal,
         args: DepositRewardsArgs,
     ) -> Result<Result<(), String>, String>;
+    /// ICRC-3 `icrc3_get_blocks` with one range (a ledger without it answers a reject).
+    async fn get_blocks(
+        &self,
+        ledger: Principal,
+        start: u64,
+        length: u64,
+    ) -> Result<GetBlocksResult, String>;
+}
+
+/// The runtime's `icrc3_get_blocks` as the ledger-history search's block source.
+pub struct LedgerHistory<'a, R>(pub &'a R);
+
+impl<R: Runtime> stratros_ledger_history::BlockSource for LedgerHistory<'_, R> {
+    async fn get_blocks(
+        &self,
+        ledger: Principal,
+        start: u64,
+        length: u64,
+    ) -> Result<GetBlocksResult, String> {
+        self.0.get_blocks(ledger, start, length).await
+    }
 }
 
 /// Restaking's `deposit_rewards` argument, from its published Candid types.
@@ -279,5 +301,18 @@ impl Runtime for IcRuntime {
     ) -> Result<Result<(), String>, String> {
         let reply: Result<(), RestakingError> = call(restaking, "deposit_rewards", (args,)).await?;
         Ok(reply.map_err(|e| format!("{e:?}")))
+    }
+
+    async fn get_blocks(
+        &self,
+        ledger: Principal,
+        start: u64,
+        length: u64,
+    ) -> Result<GetBlocksResult, String> {
+        let args = vec![GetBlocksRequest {
+            start: Nat::from(start),
+            length: Nat::from(length),
+        }];
+        call(ledger, "icrc3_get_blocks", (args,)).await
     }
 }

@@ -10,10 +10,13 @@ use candid::{Nat, Principal};
 use candid_parser::utils::{CandidSource, service_equal};
 use ic_cbor::HashTreeToCbor;
 use ic_certification::{HashTree, LookupResult};
+use icrc_ledger_types::icrc::generic_value::ICRC3Value;
+use icrc_ledger_types::icrc1::account::Account;
 use icrc_ledger_types::icrc1::transfer::{TransferArg, TransferError};
 use icrc_ledger_types::icrc2::allowance::AllowanceArgs;
 use icrc_ledger_types::icrc2::approve::{ApproveArgs, ApproveError};
 use icrc_ledger_types::icrc2::transfer_from::{TransferFromArgs, TransferFromError};
+use icrc_ledger_types::icrc3::blocks::{BlockWithId, GetBlocksResult};
 use proptest::prelude::*;
 use stratros_confirmation::merkle::verify_proof;
 use stratros_confirmation::{
@@ -90,6 +93,48 @@ struct LedgerStub {
     transfer_faults: VecDeque<TransferFault>,
     /// What `icrc1_transfer` paid, by recipient.
     received: BTreeMap<Principal, u128>,
+    /// Queued refusals of the next `icrc2_transfer_from` calls (not executed).
+    transfer_from_faults: VecDeque<TransferFromError>,
+    /// The ICRC-3 blocks of every executed transfer, served by `icrc3_get_blocks` when
+    /// `icrc3` is set (otherwise the method does not exist).
+    blocks: Vec<ICRC3Value>,
+    icrc3: bool,
+}
+
+impl LedgerStub {
+    /// Appends the ICRC-3 block of an executed transfer (as DFINITY's ledgers write it).
+    fn record_block(
+        &mut self,
+        now: u64,
+        from: Account,
+        to: Account,
+        amount: &Nat,
+        memo: Option<Vec<u8>>,
+        created_at_time: Option<u64>,
+    ) {
+        let account = |a: Account| {
+            let mut parts = vec![ICRC3Value::Blob(a.owner.as_slice().to_vec().into())];
+            if let Some(s) = a.subaccount {
+                parts.push(ICRC3Value::Blob(s.to_vec().into()));
+            }
+            ICRC3Value::Array(parts)
+        };
+        let mut tx = BTreeMap::new();
+        tx.insert("op".to_string(), ICRC3Value::Text("xfer".into()));
+        tx.insert("from".to_string(), account(from));
+        tx.insert("to".to_string(), account(to));
+        tx.insert("amt".to_string(), ICRC3Value::Nat(amount.clone()));
+        if let Some(m) = memo {
+            tx.insert("memo".to_string(), ICRC3Value::Blob(m.into()));
+        }
+        if let Some(t) = created_at_time {
+            tx.insert("ts".to_string(), ICRC3Value::Nat(Nat::from(t)));
+        }
+        let mut block = BTreeMap::new();
+        block.insert("ts".to_string(), ICRC3Value::Nat(Nat::from(now)));
+        block.insert("tx".to_string(), ICRC3Value::Map(tx));
+        self.blocks.push(ICRC3Value::Map(block));
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -269,6 +314,9 @@ impl Runtime for Stub {
         args: TransferFromArgs,
     ) -> Result<Result<Nat, TransferFromError>, String> {
         let mut l = self.ledger.borrow_mut();
+        if let Some(e) = l.transfer_from_faults.pop_front() {
+            return Ok(Err(e));
+        }
         let key = (args.from.owner, args.created_at_time.unwrap_or(0));
         let result = match l.seen.get(&key) {
             Some(b) => Err(TransferFromError::Duplicate {
@@ -278,6 +326,14 @@ impl Runtime for Stub {
                 let b = l.next_block;
                 l.next_block += 1;
                 l.seen.insert(key, b);
+                l.record_block(
+                    self.now.get(),
+                    args.from,
+                    args.to,
+                    &args.amount,
+                    args.memo.clone().map(|m| m.0.to_vec()),
+                    args.created_at_time,
+                );
                 Ok(Nat::from(b))
             }
         };
@@ -311,6 +367,14 @@ impl Runtime for Stub {
                 l.seen.insert(key, b);
                 *l.received.entry(args.to.owner).or_default() +=
                     u128::try_from(&args.amount.0).expect("u128");
+                l.record_block(
+                    self.now.get(),
+                    Account::from(hub()),
+                    args.to,
+                    &args.amount,
+                    args.memo.clone().map(|m| m.0.to_vec()),
+                    args.created_at_time,
+                );
                 Ok(Nat::from(b))
             }
         };
@@ -359,6 +423,28 @@ impl Runtime for Stub {
             Some(_) => Err("deposit_rewards failed: SysUnknown".into()),
             None => Ok(Ok(())),
         }
+    }
+    async fn get_blocks(
+        &self,
+        _: Principal,
+        start: u64,
+        length: u64,
+    ) -> Result<GetBlocksResult, String> {
+        let l = self.ledger.borrow();
+        if !l.icrc3 {
+            return Err("icrc3_get_blocks rejected (3): no such method".into());
+        }
+        let end = start.saturating_add(length).min(l.blocks.len() as u64);
+        Ok(GetBlocksResult {
+            log_length: Nat::from(l.blocks.len() as u64),
+            blocks: (start..end)
+                .map(|i| BlockWithId {
+                    id: Nat::from(i),
+                    block: l.blocks[i as usize].clone(),
+                })
+                .collect(),
+            archived_blocks: vec![],
+        })
     }
 }
 
@@ -1387,4 +1473,118 @@ fn should_give_the_credit_back_only_when_the_first_attempt_is_refused() {
     let w = withdraw(&rt, 200, 31, None, None).expect("the same request, retried");
     assert!(matches!(w.state, WithdrawalState::Done { .. }), "{w:?}");
     assert_eq!((w.credit, received(&rt, submitter(1))), (800, 190));
+}
+
+#[test]
+fn should_settle_a_too_old_withdrawal_from_the_ledger_history_and_pay_it_once() {
+    use crate::types::WithdrawalState;
+    let rt = install_with_fees(1);
+    rt.ledger.borrow_mut().icrc3 = true;
+    deposit(&rt, 1_000, 1).expect("deposit");
+    rt.ledger
+        .borrow_mut()
+        .transfer_faults
+        .push_back(TransferFault::AnswerLost);
+    let w = withdraw(&rt, 500, 20, None, None).expect("pending");
+    assert_eq!(received(&rt, submitter(1)), 490, "executed, answer lost");
+    // A day later the ledger no longer deduplicates it: TooOld. Its history has the block.
+    rt.advance(25 * 3600);
+    rt.ledger
+        .borrow_mut()
+        .transfer_faults
+        .push_back(TransferFault::Refuse(TransferError::TooOld));
+    block_on(crate::payments::retry_withdrawals(&rt));
+    let w = crate::payments::withdrawal(w.id).expect("known");
+    assert_eq!(w.state, WithdrawalState::Done { block_index: 1 }, "{w:?}");
+    assert_eq!(received(&rt, submitter(1)), 490, "paid once");
+    assert_eq!(
+        (w.credit, read_state(|s| s.fee_status().withdrawals_pending)),
+        (500, 0)
+    );
+}
+
+#[test]
+fn should_give_back_a_too_old_withdrawal_the_ledger_history_lacks_even_after_an_unknown_outcome() {
+    use crate::types::WithdrawalState;
+    let rt = install_with_fees(1);
+    rt.ledger.borrow_mut().icrc3 = true;
+    deposit(&rt, 1_000, 1).expect("deposit");
+    // Not executed, no answer: the outcome is unknown, so a refusal alone proves nothing.
+    rt.ledger
+        .borrow_mut()
+        .transfer_faults
+        .push_back(TransferFault::Unreachable);
+    let w = withdraw(&rt, 500, 20, None, None).expect("pending");
+    rt.advance(25 * 3600);
+    rt.ledger
+        .borrow_mut()
+        .transfer_faults
+        .push_back(TransferFault::Refuse(TransferError::TooOld));
+    block_on(crate::payments::retry_withdrawals(&rt));
+    let w = crate::payments::withdrawal(w.id).expect("known");
+    assert!(matches!(w.state, WithdrawalState::Refused { .. }), "{w:?}");
+    assert_eq!(
+        w.credit, 1_000,
+        "the history proves it never moved: back in the credit"
+    );
+    assert_eq!(received(&rt, submitter(1)), 0);
+    // The books replay to the same state.
+    let before = read_state(|s| s.fee_account(submitter(1)));
+    reset_state();
+    lifecycle::post_upgrade(&rt, None).expect("upgrade");
+    assert_eq!(read_state(|s| s.fee_account(submitter(1))), before);
+    assert_eq!(read_state(|s| s.fee_status().withdrawals_pending), 0);
+}
+
+#[test]
+fn should_keep_a_too_old_withdrawal_pending_when_the_ledger_has_no_icrc3() {
+    use crate::types::WithdrawalState;
+    let rt = install_with_fees(1);
+    deposit(&rt, 1_000, 1).expect("deposit");
+    rt.ledger
+        .borrow_mut()
+        .transfer_faults
+        .push_back(TransferFault::Unreachable);
+    let w = withdraw(&rt, 500, 20, None, None).expect("pending");
+    rt.advance(25 * 3600);
+    rt.ledger
+        .borrow_mut()
+        .transfer_faults
+        .push_back(TransferFault::Refuse(TransferError::TooOld));
+    block_on(crate::payments::retry_withdrawals(&rt));
+    let w = crate::payments::withdrawal(w.id).expect("known");
+    assert!(matches!(w.state, WithdrawalState::Pending { .. }), "{w:?}");
+    assert_eq!((w.credit, received(&rt, submitter(1))), (500, 0));
+}
+
+#[test]
+fn should_credit_a_too_old_deposit_from_the_ledger_history_once() {
+    use crate::types::FeeError;
+    let rt = install_with_fees(1);
+    rt.ledger.borrow_mut().icrc3 = true;
+    // Pulled, answer lost; the submitter retries only after the ledger's window.
+    rt.ledger.borrow_mut().lose_transfer_answer.push_back(true);
+    assert!(matches!(
+        deposit(&rt, 100, 42),
+        Err(FeeError::LedgerUnreachable { .. })
+    ));
+    rt.advance(25 * 3600);
+    for credited in [100, 0] {
+        rt.ledger
+            .borrow_mut()
+            .transfer_from_faults
+            .push_back(TransferFromError::TooOld);
+        let d = deposit(&rt, 100, 42).expect("found in the history");
+        assert_eq!((d.block_index, d.credited, d.credit), (0, credited, 100));
+    }
+    // A deposit that never executed keeps the ledger's TooOld.
+    rt.ledger
+        .borrow_mut()
+        .transfer_from_faults
+        .push_back(TransferFromError::TooOld);
+    assert!(matches!(
+        deposit(&rt, 100, 43),
+        Err(FeeError::LedgerRefused { .. })
+    ));
+    assert_eq!(credit_of(submitter(1)), 100);
 }

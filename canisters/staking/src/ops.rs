@@ -347,44 +347,84 @@ pub async fn run_incoming<R: Runtime>(rt: &R, id: u64) -> Result<Nat, StakeError
         owner: me,
         subaccount: None,
     };
-    let outcome = match p.kind {
+    let from = match p.kind {
+        InKind::Stake { .. } | InKind::Fund => Account {
+            owner: p.owner,
+            subaccount: None,
+        },
+        InKind::Deposit { .. } => Account {
+            owner: me,
+            subaccount: Some(deposit_subaccount(p.owner)),
+        },
+    };
+    let (outcome, too_old) = match p.kind {
         InKind::Stake { .. } | InKind::Fund => {
             let arg = TransferFromArgs {
                 spender_subaccount: None,
-                from: Account {
-                    owner: p.owner,
-                    subaccount: None,
-                },
+                from,
                 to: main,
                 amount: Nat::from(p.amount),
                 fee: None,
                 memo: Some(Memo::from(memo(id))),
                 created_at_time: Some(p.created_at_time),
             };
-            match classify_transfer_from(rt.transfer_from(p.ledger, arg).await) {
+            let reply = rt.transfer_from(p.ledger, arg).await;
+            let too_old = matches!(reply, Ok(Err(TransferFromError::TooOld)));
+            let outcome = match classify_transfer_from(reply) {
                 Outcome::Done(b) => Outcome::Done(b),
                 Outcome::Refused(e) => Outcome::Refused(StakeError::TransferFrom(e)),
                 Outcome::Unknown(m) => Outcome::Unknown(m),
-            }
+            };
+            (outcome, too_old)
         }
         InKind::Deposit { .. } => {
             let arg = TransferArg {
-                from_subaccount: Some(deposit_subaccount(p.owner)),
+                from_subaccount: from.subaccount,
                 to: main,
                 fee: None,
                 created_at_time: Some(p.created_at_time),
                 memo: Some(Memo::from(memo(id))),
                 amount: Nat::from(p.amount),
             };
-            match classify_transfer(rt.transfer(p.ledger, arg).await) {
+            let reply = rt.transfer(p.ledger, arg).await;
+            let too_old = matches!(reply, Ok(Err(TransferError::TooOld)));
+            let outcome = match classify_transfer(reply) {
                 Outcome::Done(b) => Outcome::Done(b),
                 Outcome::Refused(e) => Outcome::Refused(StakeError::Transfer(e)),
                 Outcome::Unknown(m) => Outcome::Unknown(m),
-            }
+            };
+            (outcome, too_old)
         }
+    };
+    // Past the ledger's deduplication window the history decides: the pull is there (credit
+    // it), or it never executed and never will (fail it: nothing was taken; a deposit's
+    // tokens are still in its subaccount for the next `notify_deposit`).
+    let outcome = if too_old {
+        let wanted = history::Wanted {
+            key: (history::OP, id),
+            from,
+            to: Some(main),
+            amount: p.amount,
+            memo: memo(id),
+            created_at_time: p.created_at_time,
+        };
+        match history::search(&history::Ledger(rt), p.ledger, &wanted).await {
+            history::Search::Found(block) => Outcome::Done(Nat::from(block)),
+            history::Search::NotFound => Outcome::Refused(match p.kind {
+                InKind::Deposit { .. } => StakeError::Transfer(TransferError::TooOld),
+                _ => StakeError::TransferFrom(TransferFromError::TooOld),
+            }),
+            history::Search::Continue { next } => Outcome::Unknown(format!(
+                "TooOld: searching the ledger's history, blocks below {next} to go"
+            )),
+            history::Search::Undecided(message) => Outcome::Unknown(message),
+        }
+    } else {
+        outcome
     };
     match outcome {
         Outcome::Done(block) => {
+            history::forget((history::OP, id));
             log_event(
                 rt,
                 Event::InSettled {
@@ -395,6 +435,7 @@ pub async fn run_incoming<R: Runtime>(rt: &R, id: u64) -> Result<Nat, StakeError
             Ok(block)
         }
         Outcome::Refused(e) => {
+            history::forget((history::OP, id));
             log_event(rt, Event::InFailed { id });
             Err(e)
         }
@@ -621,14 +662,14 @@ pub async fn run_outgoing<R: Runtime>(rt: &R, id: u64) -> Result<Nat, StakeError
     let mut reply = rt.transfer(o.ledger, arg(o.created_at_time)).await;
     if matches!(reply, Ok(Err(TransferError::TooOld))) {
         let wanted = history::Wanted {
-            op_id: id,
+            key: (history::OP, id),
             from: Account::from(rt.canister_id()),
             to: (o.slash_to != Some(SlashTo::Burn)).then(|| Account::from(&o.to)),
             amount: o.amount - o.fee,
             memo: memo(id),
             created_at_time: o.created_at_time,
         };
-        match history::search(rt, o.ledger, &wanted).await {
+        match history::search(&history::Ledger(rt), o.ledger, &wanted).await {
             history::Search::Found(block) => {
                 reply = Ok(Err(TransferError::Duplicate {
                     duplicate_of: Nat::from(block),
@@ -665,7 +706,7 @@ pub async fn run_outgoing<R: Runtime>(rt: &R, id: u64) -> Result<Nat, StakeError
     }
     match classify_transfer(reply) {
         Outcome::Done(block) => {
-            history::forget(id);
+            history::forget((history::OP, id));
             log_event(
                 rt,
                 Event::OutSettled {
@@ -676,7 +717,7 @@ pub async fn run_outgoing<R: Runtime>(rt: &R, id: u64) -> Result<Nat, StakeError
             Ok(block)
         }
         Outcome::Refused(e) => {
-            history::forget(id);
+            history::forget((history::OP, id));
             log_event(rt, Event::OutFailed { id });
             Err(StakeError::Transfer(e))
         }

@@ -1013,7 +1013,7 @@ mod flows {
             amount: Nat::from(490u32),
         };
         let wanted = Wanted {
-            op_id: 5,
+            key: ("op", 5),
             from: Account::from(me),
             to: Some(Account::from(alice())),
             amount: 490,
@@ -1098,6 +1098,105 @@ mod flows {
         // The second run resumes where the first stopped, not at the tip.
         assert_eq!(calls[first_run].0 + calls[first_run].1, len - pages);
         assert_eq!(rt.seen.borrow().len(), 27, "never re-sent");
+        read_state(|s| s.check_invariants()).expect("invariants");
+    }
+
+    /// Stakes 1,000; the pull's answer is lost, then every retry for a day times out.
+    fn stake_lost_for_a_day(rt: &Stub) -> TransferFromArgs {
+        rt.transfer_from.borrow_mut().push_back(Err(unknown()));
+        assert!(matches!(stake(rt, 1_000), Err(StakeError::Pending { .. })));
+        for _ in 0..24 {
+            *rt.now.borrow_mut() += H;
+            rt.transfer_from.borrow_mut().push_back(Err(unknown()));
+            block_on(ops::reconcile(rt));
+        }
+        *rt.now.borrow_mut() += H;
+        rt.seen_from.borrow()[0].clone()
+    }
+
+    /// The pull as the ledger records it: an `xfer` from the staker to staking.
+    fn pull_block(ts: u64, t: &TransferFromArgs) -> ICRC3Value {
+        let as_transfer = TransferArg {
+            from_subaccount: None,
+            to: t.to,
+            fee: None,
+            created_at_time: t.created_at_time,
+            memo: t.memo.clone(),
+            amount: t.amount.clone(),
+        };
+        xfer_block(ts, &as_transfer, t.from.owner)
+    }
+
+    fn staked() -> u128 {
+        read_state(|s| s.position(alice(), ledger()).map(|p| p.staked)).unwrap_or(0)
+    }
+
+    #[test]
+    fn should_credit_a_too_old_stake_found_in_the_ledger_history_once() {
+        let rt = setup();
+        let pulled = stake_lost_for_a_day(&rt);
+        let created = pulled.created_at_time.expect("created_at_time");
+        // The first attempt executed (block 1).
+        let mut blocks = vec![other_block(created - 1), pull_block(created + 5, &pulled)];
+        blocks.extend((0..5).map(|i| other_block(created + i * H)));
+        *rt.blocks.borrow_mut() = Some(blocks);
+        rt.transfer_from
+            .borrow_mut()
+            .push_back(Ok(Err(TransferFromError::TooOld)));
+        block_on(ops::reconcile(&rt));
+        assert_eq!(read_state(|s| s.pending_in().len()), 0);
+        assert_eq!(staked(), 1_000, "credited from the history");
+        let settled: Vec<Option<u128>> = crate::log::entries(0, crate::log::len())
+            .iter()
+            .filter_map(|(_, cbor, _, _)| match crate::log::decode(cbor).event {
+                crate::events::Event::InSettled { block, .. } => Some(block),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(settled, vec![Some(1)]);
+        block_on(ops::reconcile(&rt));
+        assert_eq!(
+            rt.seen_from.borrow().len(),
+            26,
+            "the first attempt, 24 retries and the TooOld one; nothing more is pulled"
+        );
+        read_state(|s| s.check_invariants()).expect("invariants");
+    }
+
+    #[test]
+    fn should_fail_a_too_old_stake_that_the_ledger_history_lacks_and_pull_nothing() {
+        let rt = setup();
+        let _ = stake_lost_for_a_day(&rt);
+        *rt.blocks.borrow_mut() = Some((0..30).map(|i| other_block(i * H)).collect());
+        rt.transfer_from
+            .borrow_mut()
+            .push_back(Ok(Err(TransferFromError::TooOld)));
+        block_on(ops::reconcile(&rt));
+        assert_eq!(
+            read_state(|s| s.pending_in().len()),
+            0,
+            "failed, not pending"
+        );
+        assert_eq!(staked(), 0, "nothing was taken, nothing is credited");
+        block_on(ops::reconcile(&rt));
+        assert_eq!(rt.seen_from.borrow().len(), 26, "never pulled again");
+        read_state(|s| s.check_invariants()).expect("invariants");
+    }
+
+    #[test]
+    fn should_keep_a_too_old_stake_pending_when_the_ledger_has_no_icrc3() {
+        let rt = setup();
+        let _ = stake_lost_for_a_day(&rt);
+        rt.transfer_from
+            .borrow_mut()
+            .push_back(Ok(Err(TransferFromError::TooOld)));
+        block_on(ops::reconcile(&rt));
+        assert_eq!(
+            read_state(|s| s.pending_in().len()),
+            1,
+            "undecided: still pending"
+        );
+        assert_eq!(staked(), 0);
         read_state(|s| s.check_invariants()).expect("invariants");
     }
 
