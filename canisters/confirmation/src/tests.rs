@@ -1475,26 +1475,29 @@ fn should_give_the_credit_back_only_when_the_first_attempt_is_refused() {
     assert_eq!((w.credit, received(&rt, submitter(1))), (800, 190));
 }
 
-#[test]
-fn should_settle_a_too_old_withdrawal_from_the_ledger_history_and_pay_it_once() {
-    use crate::types::WithdrawalState;
-    let rt = install_with_fees(1);
-    rt.ledger.borrow_mut().icrc3 = true;
-    deposit(&rt, 1_000, 1).expect("deposit");
-    rt.ledger
-        .borrow_mut()
-        .transfer_faults
-        .push_back(TransferFault::AnswerLost);
-    let w = withdraw(&rt, 500, 20, None, None).expect("pending");
-    assert_eq!(received(&rt, submitter(1)), 490, "executed, answer lost");
-    // A day later the ledger no longer deduplicates it: TooOld. Its history has the block.
+/// Deposits 1,000 and withdraws 500 with `first` as the first attempt's fate; a day later,
+/// the ledger answers the retry `TooOld`. Returns the withdrawal's id.
+fn withdrawal_retried_too_old(rt: &Stub, first: TransferFault) -> u64 {
+    deposit(rt, 1_000, 1).expect("deposit");
+    rt.ledger.borrow_mut().transfer_faults.push_back(first);
+    let w = withdraw(rt, 500, 20, None, None).expect("pending");
     rt.advance(25 * 3600);
     rt.ledger
         .borrow_mut()
         .transfer_faults
         .push_back(TransferFault::Refuse(TransferError::TooOld));
-    block_on(crate::payments::retry_withdrawals(&rt));
-    let w = crate::payments::withdrawal(w.id).expect("known");
+    block_on(crate::payments::retry_withdrawals(rt));
+    w.id
+}
+
+#[test]
+fn should_settle_a_too_old_withdrawal_from_the_ledger_history_and_pay_it_once() {
+    use crate::types::WithdrawalState;
+    let rt = install_with_fees(1);
+    rt.ledger.borrow_mut().icrc3 = true;
+    // Executed, answer lost; the TooOld retry finds its block in the history.
+    let id = withdrawal_retried_too_old(&rt, TransferFault::AnswerLost);
+    let w = crate::payments::withdrawal(id).expect("known");
     assert_eq!(w.state, WithdrawalState::Done { block_index: 1 }, "{w:?}");
     assert_eq!(received(&rt, submitter(1)), 490, "paid once");
     assert_eq!(
@@ -1508,20 +1511,10 @@ fn should_give_back_a_too_old_withdrawal_the_ledger_history_lacks_even_after_an_
     use crate::types::WithdrawalState;
     let rt = install_with_fees(1);
     rt.ledger.borrow_mut().icrc3 = true;
-    deposit(&rt, 1_000, 1).expect("deposit");
-    // Not executed, no answer: the outcome is unknown, so a refusal alone proves nothing.
-    rt.ledger
-        .borrow_mut()
-        .transfer_faults
-        .push_back(TransferFault::Unreachable);
-    let w = withdraw(&rt, 500, 20, None, None).expect("pending");
-    rt.advance(25 * 3600);
-    rt.ledger
-        .borrow_mut()
-        .transfer_faults
-        .push_back(TransferFault::Refuse(TransferError::TooOld));
-    block_on(crate::payments::retry_withdrawals(&rt));
-    let w = crate::payments::withdrawal(w.id).expect("known");
+    // Not executed, no answer: the outcome is unknown, so a refusal alone proves nothing; the
+    // history does.
+    let id = withdrawal_retried_too_old(&rt, TransferFault::Unreachable);
+    let w = crate::payments::withdrawal(id).expect("known");
     assert!(matches!(w.state, WithdrawalState::Refused { .. }), "{w:?}");
     assert_eq!(
         w.credit, 1_000,
@@ -1540,19 +1533,8 @@ fn should_give_back_a_too_old_withdrawal_the_ledger_history_lacks_even_after_an_
 fn should_keep_a_too_old_withdrawal_pending_when_the_ledger_has_no_icrc3() {
     use crate::types::WithdrawalState;
     let rt = install_with_fees(1);
-    deposit(&rt, 1_000, 1).expect("deposit");
-    rt.ledger
-        .borrow_mut()
-        .transfer_faults
-        .push_back(TransferFault::Unreachable);
-    let w = withdraw(&rt, 500, 20, None, None).expect("pending");
-    rt.advance(25 * 3600);
-    rt.ledger
-        .borrow_mut()
-        .transfer_faults
-        .push_back(TransferFault::Refuse(TransferError::TooOld));
-    block_on(crate::payments::retry_withdrawals(&rt));
-    let w = crate::payments::withdrawal(w.id).expect("known");
+    let id = withdrawal_retried_too_old(&rt, TransferFault::Unreachable);
+    let w = crate::payments::withdrawal(id).expect("known");
     assert!(matches!(w.state, WithdrawalState::Pending { .. }), "{w:?}");
     assert_eq!((w.credit, received(&rt, submitter(1))), (500, 0));
 }

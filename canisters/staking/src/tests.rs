@@ -1101,7 +1101,8 @@ mod flows {
         read_state(|s| s.check_invariants()).expect("invariants");
     }
 
-    /// Stakes 1,000; the pull's answer is lost, then every retry for a day times out.
+    /// Stakes 1,000; the pull's answer is lost, then every retry for a day times out, and the
+    /// next one will be answered `TooOld`.
     fn stake_lost_for_a_day(rt: &Stub) -> TransferFromArgs {
         rt.transfer_from.borrow_mut().push_back(Err(unknown()));
         assert!(matches!(stake(rt, 1_000), Err(StakeError::Pending { .. })));
@@ -1111,6 +1112,9 @@ mod flows {
             block_on(ops::reconcile(rt));
         }
         *rt.now.borrow_mut() += H;
+        rt.transfer_from
+            .borrow_mut()
+            .push_back(Ok(Err(TransferFromError::TooOld)));
         rt.seen_from.borrow()[0].clone()
     }
 
@@ -1140,9 +1144,6 @@ mod flows {
         let mut blocks = vec![other_block(created - 1), pull_block(created + 5, &pulled)];
         blocks.extend((0..5).map(|i| other_block(created + i * H)));
         *rt.blocks.borrow_mut() = Some(blocks);
-        rt.transfer_from
-            .borrow_mut()
-            .push_back(Ok(Err(TransferFromError::TooOld)));
         block_on(ops::reconcile(&rt));
         assert_eq!(read_state(|s| s.pending_in().len()), 0);
         assert_eq!(staked(), 1_000, "credited from the history");
@@ -1168,9 +1169,6 @@ mod flows {
         let rt = setup();
         let _ = stake_lost_for_a_day(&rt);
         *rt.blocks.borrow_mut() = Some((0..30).map(|i| other_block(i * H)).collect());
-        rt.transfer_from
-            .borrow_mut()
-            .push_back(Ok(Err(TransferFromError::TooOld)));
         block_on(ops::reconcile(&rt));
         assert_eq!(
             read_state(|s| s.pending_in().len()),
@@ -1187,9 +1185,6 @@ mod flows {
     fn should_keep_a_too_old_stake_pending_when_the_ledger_has_no_icrc3() {
         let rt = setup();
         let _ = stake_lost_for_a_day(&rt);
-        rt.transfer_from
-            .borrow_mut()
-            .push_back(Ok(Err(TransferFromError::TooOld)));
         block_on(ops::reconcile(&rt));
         assert_eq!(
             read_state(|s| s.pending_in().len()),
